@@ -1,0 +1,34 @@
+"""privacy-proxy: a local OpenAI-compatible proxy that keeps private details on the device."""
+
+from privacy_proxy.errors import (
+    AuditFailure,
+    BadRequest,
+    ConfigError,
+    DetectionError,
+    PolicyViolation,
+    ProxyError,
+    RestoreError,
+    TransformError,
+    UpstreamError,
+)
+from privacy_proxy.policy.loader import LoadedPolicy, load_policy, parse_policy
+from privacy_proxy.policy.model import Policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditFailure",
+    "BadRequest",
+    "ConfigError",
+    "DetectionError",
+    "LoadedPolicy",
+    "Policy",
+    "PolicyViolation",
+    "ProxyError",
+    "RestoreError",
+    "TransformError",
+    "UpstreamError",
+    "__version__",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,0 +1,147 @@
+"""`privacy-proxy` command line: serve, scan, policy validate, audit verify."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from privacy_proxy.errors import ConfigError
+
+DEFAULT_POLICY = "policies/default.yaml"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A privacy proxy for OpenAI-style APIs.")
+policy_app = typer.Typer(no_args_is_help=True, help="Work with policy files.")
+audit_app = typer.Typer(no_args_is_help=True, help="Work with audit logs.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    policy: Path = typer.Option(DEFAULT_POLICY, "--policy", help="Policy YAML file."),
+    host: Optional[str] = typer.Option(None, help="Listen address (overrides server.host)."),
+    port: Optional[int] = typer.Option(None, help="Listen port (overrides server.port)."),
+    upstream: Optional[str] = typer.Option(None, help="Upstream base URL including /v1 (overrides upstream.base_url)."),
+    audit_log: Optional[str] = typer.Option(None, "--audit-log", help="Audit log path (default audit/audit.jsonl)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the proxy. SIGHUP re-reads the policy; a broken new policy is refused and the old one kept."""
+    import uvicorn
+
+    from privacy_proxy.app import create_app
+    from privacy_proxy.state import Overrides, ProxyState
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("presidio-analyzer", "httpx", "httpcore"):  # per-request chatter; our own line covers it
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    try:
+        state = ProxyState(policy, Overrides(host=host, port=port, upstream=upstream, audit_log=audit_log))
+    except ConfigError as exc:
+        _fail(exc.message)
+    server = state.policy.server
+    config = uvicorn.Config(
+        create_app(state),
+        host=server.host,
+        port=server.port,
+        log_level=log_level,
+        access_log=False,  # one value-free line per request comes from the proxy itself
+        server_header=False,
+        lifespan="on",
+    )
+    typer.echo(f"privacy-proxy: policy {state.policy.name}, listening on http://{server.host}:{server.port}/v1", err=True)
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def scan(
+    input: Optional[Path] = typer.Argument(None, help="JSONL file; standard input when absent."),
+    policy: Path = typer.Option(DEFAULT_POLICY, "--policy", help="Policy YAML file."),
+    explain: bool = typer.Option(False, "--explain", help="Add the decision trace (rule, threshold, outcome)."),
+) -> None:
+    """Scan JSONL texts or conversations offline: what would leave the machine, and why."""
+    from privacy_proxy.audit import load_or_create_key
+    from privacy_proxy.policy.loader import load_policy
+    from privacy_proxy.runtime import Runtime, derive_secret
+    from privacy_proxy.scan import scan_lines
+
+    try:
+        loaded = load_policy(policy)
+        audit = loaded.policy.audit
+        key = load_or_create_key(audit.hmac_key_env, Path(audit.hmac_key_file))
+        runtime = Runtime.build(loaded, derive_secret(key))
+    except ConfigError as exc:
+        _fail(exc.message)
+    except Exception as exc:  # key file problems and the like: say what, without a traceback
+        _fail(f"cannot start scan: {exc}")
+    stream = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
+    lines = stream
+    if input and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        total = sum(1 for _ in open(input, encoding="utf-8"))
+        lines = tqdm(stream, total=total, unit="line", file=sys.stderr)
+    out = sys.stdout
+    try:
+        for record in scan_lines(lines, runtime, explain=explain):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if input:
+            stream.close()
+
+
+@policy_app.command("validate")
+def policy_validate(file: Path = typer.Argument(..., help="Policy YAML file.")) -> None:
+    """Exit 0 if the policy is valid; otherwise print each error with file:line:column and field."""
+    from privacy_proxy.policy.loader import load_policy
+
+    try:
+        loaded = load_policy(file)
+    except ConfigError as exc:
+        _fail(exc.message, code=1)
+    typer.echo(f"{file}: ok (policy {loaded.policy.name}, {len(loaded.policy.rules)} rules, sha256 {loaded.sha256})")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Path = typer.Argument(..., help="Audit log (JSON lines)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="HMAC key file (default audit/audit.key)."),
+    key_env: str = typer.Option("PRIVACY_PROXY_AUDIT_KEY", "--key-env", help="Env var holding the HMAC key."),
+    no_key: bool = typer.Option(False, "--no-key", help="Check hashes and chain only, not the HMACs."),
+) -> None:
+    """Exit 0 if the log is intact; otherwise name the first bad record."""
+    from privacy_proxy.audit import AuditError, load_or_create_key, verify_log
+
+    key = None
+    if not no_key:
+        path = key_file or Path("audit/audit.key")
+        if not os.environ.get(key_env) and not path.exists():
+            _fail(f"no HMAC key: set {key_env}, pass --key-file, or use --no-key", code=2)
+        try:
+            key = load_or_create_key(key_env, path)
+        except AuditError as exc:
+            _fail(str(exc), code=2)
+    result = verify_log(log, key)
+    if result.ok:
+        typer.echo(f"{log}: intact, {result.records} records ({result.reason})")
+        return
+    _fail(f"{log}:{result.first_bad_line}: {result.reason} (after {result.records} good records)", code=1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""A policy compiled once into the objects the request path uses. Swapped whole on reload."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from privacy_proxy.errors import ConfigError
+from privacy_proxy.policy.engine import CompiledRules
+from privacy_proxy.policy.loader import LoadedPolicy
+from privacy_proxy.policy.model import Policy
+from sanitizers.detect import CustomRecognizer, Detector, DetectorConfigError, DetectorSettings
+from sanitizers.pseudonymize import TransformOptions, Transformer
+
+
+def detector_settings(policy: Policy) -> DetectorSettings:
+    detection = policy.detection
+    thresholds = [detection.score_threshold, *detection.entity_thresholds.values()]
+    return DetectorSettings(
+        language=detection.languages[0],
+        ner=detection.ner,
+        entities=tuple(detection.entities),
+        allow_list=tuple(detection.allow_list),
+        min_score=min(thresholds),
+        custom=tuple(
+            CustomRecognizer(
+                name=spec.name,
+                entity=spec.entity,
+                patterns=tuple((p.name, p.regex, p.score) for p in spec.patterns),
+                context=tuple(spec.context),
+                deny_list=tuple(spec.deny_list),
+                deny_list_score=spec.deny_list_score,
+            )
+            for spec in detection.recognizers
+        ),
+        cache_size=detection.cache_size,
+        chunk_chars=detection.chunk_chars,
+        chunk_overlap=detection.chunk_overlap,
+    )
+
+
+def derive_secret(audit_key: bytes) -> bytes:
+    """Keyed hashes and surrogates use a key derived from the audit key: one secret to manage."""
+    return hmac.new(audit_key, b"privacy-proxy transform v1", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    policy: Policy
+    policy_sha256: str
+    detector: Detector
+    rules: CompiledRules
+    transformer: Transformer
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @classmethod
+    def build(cls, loaded: LoadedPolicy, secret: bytes) -> Runtime:
+        policy = loaded.policy
+        try:
+            detector = Detector(detector_settings(policy))
+        except DetectorConfigError as exc:
+            raise ConfigError(f"{loaded.path}: {exc}") from None
+        transform = policy.transform
+        transformer = Transformer(
+            TransformOptions(
+                pseudonym_style=transform.pseudonym_style,
+                mask_char=transform.mask.char,
+                mask_keep_last=transform.mask.keep_last,
+                propagate=transform.propagate,
+                secret=secret,
+            )
+        )
+        # Presidio compiles its patterns lazily; pay that at start-up, not on the first request.
+        detector.warm_up()
+        return cls(policy, loaded.sha256, detector, CompiledRules.from_policy(policy), transformer)

@@ -1,0 +1,109 @@
+"""Relay an upstream SSE chat stream to the client, restoring tokens chunk by chunk.
+
+Nothing is buffered beyond what a cut token needs: each upstream event is decoded, restored and
+sent on at once. A malformed or truncated upstream stream ends with one `data: {"error": …}` event
+(never a silent 200 with a short answer); a client that goes away closes the upstream stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from privacy_proxy.errors import AuditFailure, ProxyError, RestoreError, UpstreamError, fault_kind
+from privacy_proxy.openai.chat import AnswerRestorer, ChatStreamRestorer
+from privacy_proxy.pipeline import Exchange
+from privacy_proxy.sse import SSEDecoder, encode_event
+from privacy_proxy.state import ProxyState
+
+logger = logging.getLogger("privacy_proxy.streaming")
+
+DONE = b"data: [DONE]\n\n"
+
+
+def error_event(exc: ProxyError) -> bytes:
+    return encode_event(json.dumps(exc.body(), separators=(",", ":")))
+
+
+def _dump(payload: object) -> bytes:
+    return encode_event(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+
+def _track_choices(payload: object, open_choices: set[int], closed_choices: set[int]) -> None:
+    for choice in payload.get("choices") or [] if isinstance(payload, dict) else []:
+        if isinstance(choice, dict):
+            open_choices.add(choice.get("index", 0))
+            if choice.get("finish_reason") is not None:
+                closed_choices.add(choice.get("index", 0))
+
+
+async def relay_chat_stream(
+    state: ProxyState, exchange: Exchange, response: httpx.Response, answers: AnswerRestorer
+) -> AsyncIterator[bytes]:
+    restorer = ChatStreamRestorer(answers)
+    decoder = SSEDecoder()
+    finished = False
+    open_choices: set[int] = set()
+    closed_choices: set[int] = set()
+    try:
+        async for raw in response.aiter_bytes():
+            for event in decoder.feed(raw):
+                if event.data == "[DONE]":
+                    tail = restorer.finish()
+                    if tail is not None:
+                        yield _dump(tail)
+                    state.record(exchange)
+                    finished = True
+                    yield DONE
+                    return
+                try:
+                    payload = json.loads(event.data)
+                except ValueError:
+                    raise UpstreamError("the upstream sent a malformed stream event", code="upstream_invalid_stream")
+                if isinstance(payload, dict) and "error" in payload:
+                    # The upstream's own error event: pass it on (its text may quote tokens: restore them).
+                    exchange.fault = "upstream_stream_error"
+                    error = payload["error"]
+                    if isinstance(error, dict) and isinstance(error.get("message"), str):
+                        error["message"] = answers.text.restore(error["message"])
+                    yield _dump(payload)
+                    exchange.decision = "forward"
+                    state.record(exchange)
+                    finished = True
+                    return
+                _track_choices(payload, open_choices, closed_choices)
+                try:
+                    restored = restorer.feed(payload) if answers and isinstance(payload, dict) else payload
+                except Exception as exc:
+                    raise RestoreError("restoring the streamed answer failed") from exc
+                yield _dump(restored)
+        tail = restorer.finish()
+        if tail is not None:
+            yield _dump(tail)
+        if decoder.has_pending or not open_choices or open_choices - closed_choices:
+            raise UpstreamError("the upstream stream ended before it was complete", code="upstream_truncated_stream")
+        # Every choice finished but the upstream omitted [DONE] (some compatible servers do): complete it.
+        state.record(exchange)
+        finished = True
+        yield DONE
+    except ProxyError as exc:
+        exchange.fault = fault_kind(exc)
+        if not isinstance(exc, AuditFailure):
+            try:
+                state.record(exchange)
+            except AuditFailure as audit_exc:
+                exc = audit_exc
+        finished = True
+        yield error_event(exc)
+    finally:
+        await response.aclose()
+        if not finished:
+            # The client went away (or the task was cancelled): the upstream stream is closed above.
+            exchange.client_disconnected = True
+            try:
+                state.record(exchange)
+            except AuditFailure:
+                logger.error("audit write failed for disconnected stream %s", exchange.request_id)

@@ -1,0 +1,71 @@
+"""The one place that talks to the cloud: a shared `httpx.AsyncClient`, TLS verified, errors mapped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import httpx
+
+from privacy_proxy.errors import UpstreamError
+from privacy_proxy.policy.model import UpstreamSettings
+
+# Never copied between hops: connection-level headers, and framing the proxy redoes itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "trailers", "transfer-encoding", "upgrade", "content-encoding", "content-length", "host",
+        "server", "date", "set-cookie", "alt-svc",
+    }
+)
+# Client headers worth passing on; everything else (cookies, SDK telemetry, the client's key) stays here.
+FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "openai-beta", "idempotency-key")
+
+
+class Upstream:
+    def __init__(self, settings: UpstreamSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url
+        timeouts = settings.timeouts
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            verify=True,
+            follow_redirects=False,
+            trust_env=False,  # no ambient proxy settings: the only network peer is the configured upstream
+            transport=transport,
+        )
+
+    @property
+    def api_key(self) -> str | None:
+        return os.environ.get(self.settings.api_key_env) or None
+
+    def request_headers(self, client_headers: Mapping[str, str], *, json_body: bool = True) -> dict[str, str]:
+        headers = {name: client_headers[name] for name in FORWARDED_REQUEST_HEADERS if name in client_headers}
+        if json_body:
+            headers["content-type"] = "application/json"
+        if self.settings.forward_client_authorization and "authorization" in client_headers:
+            headers["authorization"] = client_headers["authorization"]
+        elif self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    async def send(
+        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str], query: str = ""
+    ) -> httpx.Response:
+        """Send and return the response with its body not yet read (the caller streams or reads it)."""
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        request = self.client.build_request(method, url, content=content, headers=headers)
+        try:
+            return await self.client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError("the upstream did not answer in time", code="upstream_timeout") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream is unreachable ({type(exc).__name__})") from exc
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def relay_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}

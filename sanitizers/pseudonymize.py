@@ -1,0 +1,240 @@
+"""Transform: replace what the policy protects, consistently across every segment of a request.
+
+Input: the request's text segments in conversation order, with the decisions for each.
+Output: the rewritten segments and a `Mapping`. Tokens are numbered in order of first appearance
+in the conversation, so the same history always yields the same tokens: turn 2, which re-sends
+turn 1, gets turn 1's tokens without any server state (invariant 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import regex
+
+from sanitizers.types import Action, Decision, Detection, Mapping
+
+PLACEHOLDER_FORM = regex.compile(r"\[([A-Z][A-Z0-9_]*?)_(\d+)\]", regex.IGNORECASE)
+
+
+def normalize_value(value: str) -> str:
+    return " ".join(value.casefold().split())
+
+
+def value_pattern(values: Sequence[str]) -> regex.Pattern[str] | None:
+    """Whole-word, case-insensitive, whitespace-tolerant alternation of values (longest first)."""
+    parts = []
+    for value in sorted({v for v in values if len(v.strip()) >= 2}, key=len, reverse=True):
+        words = value.split()
+        parts.append(r"\s+".join(regex.escape(word) for word in words))
+    if not parts:
+        return None
+    return regex.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", regex.IGNORECASE | regex.V0)
+
+
+@dataclass(frozen=True)
+class TransformOptions:
+    pseudonym_style: str = "placeholder"  # or "surrogate"
+    mask_char: str = "*"
+    mask_keep_last: int = 4
+    propagate: bool = True
+    # Keyed hashes and surrogates must be stable across requests and restarts, yet not guessable.
+    secret: bytes = b""
+
+
+@dataclass
+class TransformResult:
+    texts: list[str]
+    mapping: Mapping
+    # Per entity type: (count, action, rule id) — value-free, for the audit log and headers.
+    entity_counts: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    blocked_entities: list[str] = field(default_factory=list)
+    propagated: int = 0
+    # Per segment, the spans acted on (allowed ones included, propagated ones added), by start.
+    spans: list[list[tuple[int, int, Decision]]] = field(default_factory=list)
+
+
+def resolve_overlaps(decisions: Sequence[Decision]) -> list[Decision]:
+    """Keep a non-overlapping set: blocks first, then higher score, then the longer span."""
+    ranked = sorted(
+        decisions,
+        key=lambda d: (
+            d.action != Action.BLOCK,
+            -d.detection.score,
+            -(d.detection.end - d.detection.start),
+            d.detection.start,
+        ),
+    )
+    kept: list[Decision] = []
+    for decision in ranked:
+        det = decision.detection
+        if all(det.end <= k.detection.start or det.start >= k.detection.end for k in kept):
+            kept.append(decision)
+    return sorted(kept, key=lambda d: d.detection.start)
+
+
+class SurrogateFactory:
+    """Realistic fake values of the same kind, derived from a keyed hash of the original."""
+
+    _GENERATORS: dict[str, Callable[[object], str]] = {
+        "PERSON": lambda f: f.name(),
+        "EMAIL_ADDRESS": lambda f: f"{f.user_name()}@example.com",
+        "PHONE_NUMBER": lambda f: f.numerify("+1-###-555-####"),
+        "LOCATION": lambda f: f.city(),
+        "ORGANIZATION": lambda f: f.company(),
+        "NRP": lambda f: f.language_name(),
+        "IP_ADDRESS": lambda f: f.ipv4_private(),
+        "URL": lambda f: f"https://{f.domain_word()}.example.com/",
+        "CREDIT_CARD": lambda f: f.credit_card_number(),
+        "IBAN_CODE": lambda f: f.iban(),
+        "US_SSN": lambda f: f.ssn(),
+        "DATE_TIME": lambda f: f.date(),
+    }
+
+    def __init__(self, secret: bytes) -> None:
+        from faker import Faker  # imported lazily: only the surrogate style pays for it
+
+        self._faker = Faker("en_US")
+        self._secret = secret
+        self._lock = threading.Lock()
+
+    def supports(self, entity: str) -> bool:
+        return entity in self._GENERATORS
+
+    def make(self, entity: str, value: str, attempt: int) -> str:
+        seed = hmac.new(self._secret, f"{entity}\x00{normalize_value(value)}\x00{attempt}".encode(), "sha256")
+        with self._lock:  # Faker's seeded random is shared state
+            self._faker.seed_instance(int.from_bytes(seed.digest()[:8], "big"))
+            return self._GENERATORS[entity](self._faker)
+
+
+class Transformer:
+    """Built once per policy; `apply` is called per request and keeps no state between requests."""
+
+    def __init__(self, options: TransformOptions) -> None:
+        self.options = options
+        self._surrogates = SurrogateFactory(options.secret) if options.pseudonym_style == "surrogate" else None
+
+    def keyed_hash(self, entity: str, value: str) -> str:
+        digest = hmac.new(self.options.secret, normalize_value(value).encode(), hashlib.sha256).hexdigest()
+        return f"[{entity}:{digest[:10]}]"
+
+    def mask(self, value: str) -> str:
+        keep = self.options.mask_keep_last
+        alnum_positions = [i for i, ch in enumerate(value) if ch.isalnum()]
+        if len(alnum_positions) <= keep * 2:
+            keep = 0
+        hidden = set(alnum_positions[: len(alnum_positions) - keep])
+        return "".join(self.options.mask_char if i in hidden else ch for i, ch in enumerate(value))
+
+    def apply(self, texts: Sequence[str], decisions: Sequence[Sequence[Decision]]) -> TransformResult:
+        result = TransformResult(texts=list(texts), mapping=Mapping())
+        kept = [resolve_overlaps(per_segment) for per_segment in decisions]
+        for per_segment in kept:
+            for decision in per_segment:
+                entity = decision.detection.entity
+                result.entity_counts[entity] = result.entity_counts.get(entity, 0) + 1
+                result.actions.setdefault(entity, decision.action.value)
+                result.rules.setdefault(entity, decision.rule_id)
+                if decision.action == Action.BLOCK and entity not in result.blocked_entities:
+                    result.blocked_entities.append(entity)
+        result.spans = [[(d.detection.start, d.detection.end, d) for d in per_segment] for per_segment in kept]
+        if result.blocked_entities:
+            return result
+
+        literal_text = "\n".join(texts)
+        tokens: dict[str, str] = {}  # normalized value → replacement
+        counters: dict[str, int] = {}
+        # Placeholders the user typed literally are never reused as tokens, or restoring would rewrite them.
+        used = {normalize_value(m.group(0)) for m in PLACEHOLDER_FORM.finditer(literal_text)}
+        protected_actions: dict[str, tuple[Action, str]] = {}  # normalized value → (action, entity)
+
+        def replacement_for(decision: Decision, value: str) -> str:
+            entity, action = decision.detection.entity, decision.action
+            key = normalize_value(value)
+            if action == Action.MASK:
+                return self.mask(value)
+            if action == Action.REDACT:
+                return f"[{entity}]"
+            if key in tokens:
+                return tokens[key]
+            if action == Action.HASH:
+                token = self.keyed_hash(entity, value)
+            elif self._surrogates is not None and self._surrogates.supports(entity):
+                token = self._unique_surrogate(entity, value, used, literal_text)
+                result.mapping.restorable[token] = value
+            else:
+                while True:
+                    counters[entity] = counters.get(entity, 0) + 1
+                    token = f"[{entity}_{counters[entity]}]"
+                    if normalize_value(token) not in used:
+                        break
+                result.mapping.restorable[token] = value
+            used.add(normalize_value(token))
+            tokens[key] = token
+            return token
+
+        spans = result.spans
+        for text, per_segment in zip(texts, kept, strict=True):
+            for decision in per_segment:
+                if decision.action != Action.ALLOW:
+                    det = decision.detection
+                    value = text[det.start : det.end]
+                    protected_actions.setdefault(normalize_value(value), (decision.action, det.entity))
+                    result.mapping.protected.add(value)
+
+        if self.options.propagate and protected_actions:
+            self._propagate(texts, spans, result, protected_actions)
+
+        for index, (text, segment_spans) in enumerate(zip(texts, spans, strict=True)):
+            segment_spans.sort(key=lambda span: span[0])
+            # Tokens are assigned left to right (conversation order); text is rebuilt in one pass.
+            pieces, cursor = [], 0
+            for start, end, decision in segment_spans:
+                if decision.action == Action.ALLOW:
+                    continue
+                pieces.append(text[cursor:start])
+                pieces.append(replacement_for(decision, text[start:end]))
+                cursor = end
+            pieces.append(text[cursor:])
+            result.texts[index] = "".join(pieces)
+        return result
+
+    def _unique_surrogate(self, entity: str, value: str, used: set[str], literal_text: str) -> str:
+        assert self._surrogates is not None
+        lowered = literal_text.casefold()
+        for attempt in range(32):
+            token = self._surrogates.make(entity, value, attempt)
+            key = normalize_value(token)
+            if key not in used and key != normalize_value(value) and token.casefold() not in lowered:
+                return token
+        raise RuntimeError("could not draw a unique surrogate")
+
+    @staticmethod
+    def _propagate(
+        texts: Sequence[str],
+        spans: list[list[tuple[int, int, Decision]]],
+        result: TransformResult,
+        protected_actions: dict[str, tuple[Action, str]],
+    ) -> None:
+        """Protect further occurrences the detector missed (same value elsewhere, other case)."""
+        pattern = value_pattern(list(result.mapping.protected))
+        if pattern is None:
+            return
+        for text, segment_spans in zip(texts, spans, strict=True):
+            taken = [(s, e) for s, e, _ in segment_spans]
+            for match in pattern.finditer(text):
+                start, end = match.span()
+                if any(start < e and end > s for s, e in taken):
+                    continue
+                action, entity = protected_actions[normalize_value(match.group(0))]
+                detection = Detection(entity, start, end, 1.0, "propagation")
+                segment_spans.append((start, end, Decision(detection, action, "propagation")))
+                taken.append((start, end))
+                result.propagated += 1
