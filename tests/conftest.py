@@ -184,3 +184,59 @@ def proxy(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactor
     running = start_proxy(TEST_POLICY, tmp_path_factory.mktemp("proxy"), upstream_server.base_url)
     yield running
     finish_proxy(running)
+
+
+class InProcessProxy:
+    """The real app served by uvicorn on loopback in a thread, so a test can inject a fault into a stage."""
+
+    def __init__(self, policy_text: str, workdir: Path, upstream: str) -> None:
+        import threading
+
+        import uvicorn
+
+        from privacy_proxy.app import create_app
+        from privacy_proxy.state import Overrides, ProxyState
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        policy_path = workdir / "policy.yaml"
+        policy_path.write_text(policy_text)
+        self.audit_path = workdir / "audit.jsonl"
+        self.port = free_port()
+        self.state = ProxyState(policy_path, Overrides(upstream=upstream, audit_log=str(self.audit_path)))
+        config = uvicorn.Config(create_app(self.state), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.origin}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("in-process proxy did not become ready")
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def inprocess_proxy(
+    upstream_server: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcessProxy]:
+    monkeypatch.setenv("PRIVACY_PROXY_AUDIT_KEY", AUDIT_KEY)
+    monkeypatch.chdir(tmp_path)
+    upstream_server.reset()
+    running = InProcessProxy(TEST_POLICY, tmp_path, upstream_server.base_url)
+    yield running
+    running.stop()

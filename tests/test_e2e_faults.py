@@ -1,0 +1,177 @@
+"""Bad input and faults: every failure is a clear OpenAI-shaped error, nothing unscanned leaves, and the
+audit log says what happened."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from conftest import TEST_POLICY, InProcessProxy, ProxyProcess, finish_proxy, free_port, start_proxy
+from fake_upstream import Behaviour, FakeUpstream
+
+SECRET_MAIL = "ceo.private@example.com"
+
+
+def post(proxy: ProxyProcess | InProcessProxy, body: bytes | dict, **headers: str) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{proxy.base_url}/chat/completions", content=content,
+                      headers={"content-type": "application/json", **headers}, timeout=30)
+
+
+def assert_openai_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == code and error["message"]
+    return error
+
+
+def last_audit(path: Path) -> dict:
+    return json.loads(path.read_text().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"{not json", None),
+        (b"", None),
+        (b"[1, 2]", None),
+        ({"model": "m"}, "messages"),
+        ({"model": "m", "messages": []}, "messages"),
+        ({"model": "m", "messages": "hello"}, "messages"),
+        ({"model": "m", "messages": [{"content": "no role"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "hi"}]}, "stream"),
+    ],
+)
+def test_malformed_bodies_are_400(proxy: ProxyProcess, fake: FakeUpstream, body: bytes | dict, param: str | None) -> None:
+    error = assert_openai_error(post(proxy, body), 400, "invalid_request")
+    assert error["param"] == param
+    assert fake.requests == []
+
+
+def test_oversized_body_gets_413_that_the_client_reads(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    sdk = openai.OpenAI(base_url=proxy.base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 600_000}])
+    assert caught.value.status_code == 413
+    assert caught.value.response.json()["error"]["code"] == "request_too_large"
+    assert fake.requests == []
+
+
+def test_unknown_routes_are_refused(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    assert_openai_error(httpx.post(f"{proxy.base_url}/files", content=b"x"), 404, "route_not_supported")
+    assert_openai_error(httpx.get(f"{proxy.origin}/nope"), 404, "unknown_route")
+    assert fake.requests == []
+
+
+def test_invalid_policy_file_stops_start_up_with_a_located_error(tmp_path: Path) -> None:
+    policy = tmp_path / "broken.yaml"
+    policy.write_text("name: broken\nrules:\n  - id: r1\n    entities: [PERSON]\n    action: obliterate\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy), "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{policy}:5:" in result.stderr and "rules[0].action" in result.stderr
+
+
+def test_upstream_down_is_502(tmp_path: Path, fake: FakeUpstream) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    proxy = start_proxy(TEST_POLICY, tmp_path, dead)
+    try:
+        error = assert_openai_error(post(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                                    502, "upstream_unavailable")
+        assert "127.0.0.1" not in error["message"]
+        assert proxy.health().status_code == 200  # readiness does not depend on the upstream
+        assert httpx.get(f"{proxy.origin}/healthz/upstream").json()["reachable"] is False
+        assert last_audit(proxy.audit_path)["fault"] == "upstream_unavailable"
+    finally:
+        finish_proxy(proxy)
+
+
+def test_upstream_429_is_relayed_with_retry_after(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    fake.push(Behaviour(status=429, headers={"retry-after": "7"}))
+    response = post(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 429 and response.headers["retry-after"] == "7"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    sdk = openai.OpenAI(base_url=proxy.base_url, api_key="k", max_retries=0)
+    fake.push(Behaviour(status=429, headers={"retry-after": "7"}))
+    with pytest.raises(openai.RateLimitError):
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_upstream_errors_are_relayed(proxy: ProxyProcess, fake: FakeUpstream, status: int) -> None:
+    fake.push(Behaviour(status=status))
+    response = post(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == status and "error" in response.json()
+    assert last_audit(proxy.audit_path)["upstream_status"] == status
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [("garbage", "upstream_invalid_stream"), ("truncated", "upstream_truncated_stream"), ("error_event", None)],
+)
+def test_broken_upstream_streams_end_in_an_error_event(
+    proxy: ProxyProcess, fake: FakeUpstream, fault: str, code: str | None
+) -> None:
+    fake.push(Behaviour(stream_fault=fault, answer=f"Reply to {SECRET_MAIL} please, in a long enough answer."))
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": f"write {SECRET_MAIL}"}]}
+    with httpx.stream("POST", f"{proxy.base_url}/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] != "[DONE]"
+    error = json.loads(events[-1])["error"]
+    if code:
+        assert error["code"] == code
+        assert last_audit(proxy.audit_path)["fault"] == code
+    with pytest.raises(openai.APIError):
+        fake.push(Behaviour(stream_fault=fault))
+        sdk = openai.OpenAI(base_url=proxy.base_url, api_key="k", max_retries=0)
+        for _ in sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
+            pass
+    assert SECRET_MAIL not in json.dumps([r.json for r in fake.requests])
+
+
+def test_detector_failure_blocks_and_is_audited(
+    inprocess_proxy: InProcessProxy, upstream_server: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(text: str) -> None:
+        raise RuntimeError(f"model crashed on {text}")  # the text must not reach the client or the audit
+
+    assert inprocess_proxy.state.runtime is not None
+    monkeypatch.setattr(inprocess_proxy.state.runtime.detector, "analyze", broken)
+    response = post(inprocess_proxy, {"model": "m", "messages": [{"role": "user", "content": f"mail {SECRET_MAIL}"}]})
+    error = assert_openai_error(response, 503, "detection_failed")
+    assert SECRET_MAIL not in response.text and response.headers["x-should-retry"] == "false"
+    assert upstream_server.requests == []
+    record = last_audit(inprocess_proxy.audit_path)
+    assert (record["decision"], record["reason"], record["fault"]) == ("block", "fault", "detection_failed")
+    assert SECRET_MAIL not in inprocess_proxy.audit_path.read_text()
+    assert "not forwarded" in error["message"]
+
+
+def test_audit_failure_fails_the_request(
+    inprocess_proxy: InProcessProxy, upstream_server: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privacy_proxy.audit import AuditError
+
+    def broken(fields: dict) -> dict:
+        raise AuditError("disk full")
+
+    assert inprocess_proxy.state.audit is not None
+    monkeypatch.setattr(inprocess_proxy.state.audit, "append", broken)
+    response = post(inprocess_proxy, {"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+    assert_openai_error(response, 503, "audit_unavailable")
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
+    with httpx.stream("POST", f"{inprocess_proxy.base_url}/chat/completions", json=body) as streamed:
+        events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == "audit_unavailable"
