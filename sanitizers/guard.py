@@ -31,7 +31,7 @@ def iter_strings(node: Any, path: str = "$") -> Iterator[tuple[str, str]]:
 
 def find_leaks(body: Any, protected: Iterable[str]) -> list[str]:
     """JSON paths of the strings in `body` that still contain a protected value."""
-    pattern = value_pattern(list(protected))
+    pattern = value_pattern(protected)
     if pattern is None:
         return []
     return [path for path, text in iter_strings(body) if pattern.search(text)]

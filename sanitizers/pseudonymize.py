@@ -8,32 +8,80 @@ turn 1, gets turn 1's tokens without any server state (invariant 3).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import hmac
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-
-import regex
 
 from sanitizers.types import Action, Decision, Detection, Mapping
 
-PLACEHOLDER_FORM = regex.compile(r"\[([A-Z][A-Z0-9_]*?)_(\d+)\]", regex.IGNORECASE)
+_SEP = r"(?:\\?_|[ \-])"
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholder_spellings(entities: frozenset[str]) -> re.Pattern[str] | None:
+    """Every spelling of `[ENTITY_N]` the restorer accepts ("[person 1]", "PERSON_1", …) for these types.
+
+    Built from the type names, so the engine scans for literal words instead of trying every word.
+    """
+    if not entities:
+        return None
+    names = "|".join(_SEP.join(re.escape(part) for part in entity.split("_")) for entity in sorted(entities, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9])(?P<t>{names}){_SEP}(?P<n>\d+)(?!\d)", re.IGNORECASE)
+
+
+def literal_placeholders(text: str, entities: Iterable[str]) -> set[str]:
+    """The normalized tokens (``[person_1]``) of these types that `text` already spells in some form.
+
+    One the user typed literally must not be handed out as a token, or restoring would rewrite it.
+    """
+    pattern = _placeholder_spellings(frozenset(entities))
+    if pattern is None:
+        return set()
+    return {
+        normalize_value(f"[{re.sub(_SEP, '_', m.group('t'))}_{m.group('n')}]") for m in pattern.finditer(text)
+    }
 
 
 def normalize_value(value: str) -> str:
     return " ".join(value.casefold().split())
 
 
-def value_pattern(values: Sequence[str]) -> regex.Pattern[str] | None:
+def value_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
     """Whole-word, case-insensitive, whitespace-tolerant alternation of values (longest first)."""
-    parts = []
-    for value in sorted({v for v in values if len(v.strip()) >= 2}, key=len, reverse=True):
-        words = value.split()
-        parts.append(r"\s+".join(regex.escape(word) for word in words))
-    if not parts:
+    return _compiled_values(frozenset(v for v in values if len(v.strip()) >= 2))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_values(values: frozenset[str]) -> re.Pattern[str] | None:
+    # Cached by value set: propagation and the leak guard share one compile per request, and a
+    # conversation that re-sends its history reuses it (large alternations cost ms to compile).
+    if not values:
         return None
-    return regex.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", regex.IGNORECASE | regex.V0)
+    parts = [r"\s+".join(re.escape(word) for word in value.split()) for value in sorted(values, key=len, reverse=True)]
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+class IntervalSet:
+    """Non-overlapping [start, end) spans; `add` refuses a span that overlaps one already held."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> bool:
+        index = bisect.bisect_left(self._starts, start)
+        if index > 0 and self._ends[index - 1] > start:
+            return False
+        if index < len(self._starts) and self._starts[index] < end:
+            return False
+        self._starts.insert(index, start)
+        self._ends.insert(index, end)
+        return True
 
 
 @dataclass(frozen=True)
@@ -71,11 +119,8 @@ def resolve_overlaps(decisions: Sequence[Decision]) -> list[Decision]:
             d.detection.start,
         ),
     )
-    kept: list[Decision] = []
-    for decision in ranked:
-        det = decision.detection
-        if all(det.end <= k.detection.start or det.start >= k.detection.end for k in kept):
-            kept.append(decision)
+    taken = IntervalSet()
+    kept = [d for d in ranked if taken.add(d.detection.start, d.detection.end)]
     return sorted(kept, key=lambda d: d.detection.start)
 
 
@@ -152,7 +197,7 @@ class Transformer:
         tokens: dict[str, str] = {}  # normalized value → replacement
         counters: dict[str, int] = {}
         # Placeholders the user typed literally are never reused as tokens, or restoring would rewrite them.
-        used = {normalize_value(m.group(0)) for m in PLACEHOLDER_FORM.finditer(literal_text)}
+        used = literal_placeholders(literal_text, result.entity_counts)
         protected_actions: dict[str, tuple[Action, str]] = {}  # normalized value → (action, entity)
 
         def replacement_for(decision: Decision, value: str) -> str:
@@ -167,7 +212,7 @@ class Transformer:
             if action == Action.HASH:
                 token = self.keyed_hash(entity, value)
             elif self._surrogates is not None and self._surrogates.supports(entity):
-                token = self._unique_surrogate(entity, value, used, literal_text)
+                token = self._unique_surrogate(entity, value, used, literal_text, protected_pattern)
                 result.mapping.restorable[token] = value
             else:
                 while True:
@@ -189,6 +234,9 @@ class Transformer:
                     protected_actions.setdefault(normalize_value(value), (decision.action, det.entity))
                     result.mapping.protected.add(value)
 
+        # Complete before any replacement is drawn; surrogates must not contain a protected value.
+        protected_pattern = value_pattern(list(result.mapping.protected)) if self._surrogates is not None else None
+
         if self.options.propagate and protected_actions:
             self._propagate(texts, spans, result, protected_actions)
 
@@ -206,12 +254,17 @@ class Transformer:
             result.texts[index] = "".join(pieces)
         return result
 
-    def _unique_surrogate(self, entity: str, value: str, used: set[str], literal_text: str) -> str:
+    def _unique_surrogate(
+        self, entity: str, value: str, used: set[str], literal_text: str, protected: re.Pattern[str] | None
+    ) -> str:
         assert self._surrogates is not None
         lowered = literal_text.casefold()
         for attempt in range(32):
             token = self._surrogates.make(entity, value, attempt)
             key = normalize_value(token)
+            # A surrogate holding a protected value ("Anna Smith" for "Smith") would trip the leak guard.
+            if protected is not None and protected.search(token):
+                continue
             if key not in used and key != normalize_value(value) and token.casefold() not in lowered:
                 return token
         raise RuntimeError("could not draw a unique surrogate")
@@ -224,17 +277,18 @@ class Transformer:
         protected_actions: dict[str, tuple[Action, str]],
     ) -> None:
         """Protect further occurrences the detector missed (same value elsewhere, other case)."""
-        pattern = value_pattern(list(result.mapping.protected))
+        pattern = value_pattern(result.mapping.protected)
         if pattern is None:
             return
         for text, segment_spans in zip(texts, spans, strict=True):
-            taken = [(s, e) for s, e, _ in segment_spans]
+            taken = IntervalSet()
+            for start, end, _ in segment_spans:
+                taken.add(start, end)
             for match in pattern.finditer(text):
                 start, end = match.span()
-                if any(start < e and end > s for s, e in taken):
+                if not taken.add(start, end):
                     continue
                 action, entity = protected_actions[normalize_value(match.group(0))]
                 detection = Detection(entity, start, end, 1.0, "propagation")
                 segment_spans.append((start, end, Decision(detection, action, "propagation")))
-                taken.append((start, end))
                 result.propagated += 1
