@@ -247,8 +247,11 @@ class ChatStreamRestorer:
         self._text: dict[tuple[int, str], Any] = {}
         self._arguments: dict[tuple[int, int], Any] = {}
         self._template: dict[str, Any] = {}
+        # Whether the last `feed` changed the chunk; if not, the caller may relay the upstream's bytes.
+        self.changed = False
 
     def feed(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        self.changed = False
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return chunk
@@ -262,17 +265,22 @@ class ChatStreamRestorer:
                 delta = choice["delta"] = {}
             for key in TEXT_MESSAGE_FIELDS:
                 if isinstance(delta.get(key), str):
-                    delta[key] = self._stream(self._text, (index, key), self.answers.text).feed(delta[key])
+                    self._rewrite(delta, key, self._stream(self._text, (index, key), self.answers.text))
             for call in delta.get("tool_calls") or []:
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    key2 = (index, call.get("index", 0))
-                    function["arguments"] = self._stream(self._arguments, key2, self.answers.json).feed(
-                        function["arguments"]
-                    )
-            if choice.get("finish_reason") is not None:
-                self._release(index, delta)
+                    stream = self._stream(self._arguments, (index, call.get("index", 0)), self.answers.json)
+                    self._rewrite(function, "arguments", stream)
+            if choice.get("finish_reason") is not None and self._release(index, delta):
+                self.changed = True
         return chunk
+
+    def _rewrite(self, container: dict[str, Any], key: str, stream: Any) -> None:
+        original = container[key]
+        restored = stream.feed(original)
+        if restored != original:
+            container[key] = restored
+            self.changed = True
 
     def finish(self) -> dict[str, Any] | None:
         """A final chunk with every tail still held (the upstream ended without finish_reason)."""
@@ -294,15 +302,19 @@ class ChatStreamRestorer:
             stream = table[key] = restorer.stream()
         return stream
 
-    def _release(self, index: int, delta: dict[str, Any]) -> None:
+    def _release(self, index: int, delta: dict[str, Any]) -> bool:
+        """Move the choice's held tails into `delta`; True if anything was added."""
+        released = False
         for key in [k for k in self._text if k[0] == index]:
             tail = self._text.pop(key).flush()
             if tail:
                 delta[key[1]] = (delta.get(key[1]) or "") + tail
+                released = True
         for key in [k for k in self._arguments if k[0] == index]:
             tail = self._arguments.pop(key).flush()
             if not tail:
                 continue
+            released = True
             calls = delta.setdefault("tool_calls", [])
             call = next((c for c in calls if isinstance(c, dict) and c.get("index", 0) == key[1]), None)
             if call is None:
@@ -310,3 +322,4 @@ class ChatStreamRestorer:
                 calls.append(call)
             function = call.setdefault("function", {})
             function["arguments"] = (function.get("arguments") or "") + tail
+        return released
