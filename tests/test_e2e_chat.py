@@ -258,3 +258,19 @@ def test_audit_log_is_intact_and_holds_no_values(proxy: ProxyProcess, fake: Fake
         text=True,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+def test_leak_guard_blocks_a_value_hidden_in_an_unscanned_field(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "note", "description": f"A note for {NAME}", "schema": {"type": "object"}},
+    }
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client(proxy).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": f"Write to {NAME}"}], response_format=response_format
+        )
+    error = caught.value.response.json()["error"]
+    assert error["code"] == "pii_blocked" and "leak guard" in error["message"] and NAME not in error["message"]
+    assert fake.requests == []
+    record = json.loads(proxy.audit_path.read_text().splitlines()[-1])
+    assert (record["decision"], record["reason"], record["leak_guard"]) == ("block", "leak_guard", "hit")

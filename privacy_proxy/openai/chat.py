@@ -204,8 +204,16 @@ class AnswerRestorer:
     """Restores answers of one request: plain text, and text inside JSON strings (tool arguments)."""
 
     def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
         self.text = Restorer(mapping)
-        self.json = Restorer(mapping, escape=json_string_escape)
+        self._json: Restorer | None = None
+
+    @property
+    def json(self) -> Restorer:
+        # Built on first use: most answers carry no tool calls, and each restorer compiles a pattern.
+        if self._json is None:
+            self._json = Restorer(self.mapping, escape=json_string_escape)
+        return self._json
 
     def __bool__(self) -> bool:
         return bool(self.text)
