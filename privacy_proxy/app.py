@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from privacy_proxy.errors import BadRequest, ProxyError, UpstreamError, fault_kind
+from privacy_proxy.errors import BadRequest, NotReady, ProxyError, UpstreamError, fault_kind
 from privacy_proxy.openai.chat import AnswerRestorer
 from privacy_proxy.pipeline import Exchange, prepare_chat
 from privacy_proxy.runtime import Runtime
@@ -74,23 +75,34 @@ def _text_size(body: Any) -> int:
 def create_app(state: ProxyState) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.start()
+        state.open()
+        build = asyncio.create_task(build_or_stop())
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(state.reload()))
         try:
             yield
         finally:
+            build.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await state.stop()
+
+    async def build_or_stop() -> None:
+        """Listen at once (so /healthz can say 503 while models load); a failed build stops the server."""
+        try:
+            await state.build()
+        except ProxyError:
+            logger.error("start-up failed: %s", state.fatal)
+            if threading.current_thread() is threading.main_thread():  # we own the process (serve)
+                signal.raise_signal(signal.SIGTERM)
 
     app = FastAPI(title="privacy-proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.proxy = state
 
     def runtime_or_503() -> Runtime:
         if state.runtime is None:
-            raise ProxyError("the proxy is still starting", code="not_ready")
+            raise NotReady("the proxy is still loading its policy and detectors; retry shortly")
         return state.runtime
 
     @app.exception_handler(ProxyError)
@@ -106,7 +118,8 @@ def create_app(state: ProxyState) -> FastAPI:
     async def healthz() -> JSONResponse:
         runtime = state.runtime
         body = {
-            "status": "ok" if runtime else "starting",
+            "status": "ok" if runtime else ("failed" if state.fatal else "starting"),
+            "error": state.fatal,
             "policy": state.policy.name,
             "policy_sha256": state.loaded.sha256,
             "reloads": state.reloads,

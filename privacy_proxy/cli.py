@@ -62,6 +62,8 @@ def serve(
     )
     typer.echo(f"privacy-proxy: policy {state.policy.name}, listening on http://{server.host}:{server.port}/v1", err=True)
     uvicorn.Server(config).run()
+    if state.fatal:
+        _fail(f"privacy-proxy: {state.fatal}")
 
 
 @app.command()

@@ -8,6 +8,7 @@
     ├── TransformError       rewriting the request failed (blocks)
     ├── RestoreError         restoring the answer failed (blocks)
     ├── AuditFailure         the decision could not be audited (blocks)
+    ├── NotReady             the proxy is still loading its policy and detectors (503, retry)
     └── UpstreamError        the upstream is unreachable or answered garbage (502/504)
 
 Messages never contain raw values: they name entity types, fields and routes only.
@@ -82,6 +83,12 @@ class RestoreError(ProxyError):
 class AuditFailure(ProxyError):
     status = 503
     code = "audit_unavailable"
+
+
+class NotReady(ProxyError):
+    status = 503
+    code = "not_ready"
+    retryable = True
 
 
 class UpstreamError(ProxyError):

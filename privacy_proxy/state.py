@@ -62,6 +62,8 @@ class ProxyState:
         self.secret = b""
         self.reloads = 0
         self.last_reload_error: str | None = None
+        # Set when the first build fails: the server stops and `serve` exits non-zero with it.
+        self.fatal: str | None = None
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -69,7 +71,11 @@ class ProxyState:
         return self.loaded.policy
 
     async def start(self) -> None:
-        """Open the audit log, connect nothing, build detectors (in a thread: /healthz says 503 meanwhile)."""
+        self.open()
+        await self.build()
+
+    def open(self) -> None:
+        """Open the audit log and create the upstream client (connects nothing). Fast; fails loudly."""
         audit = self.policy.audit
         audit_path = Path(audit.path)
         try:
@@ -81,7 +87,17 @@ class ProxyState:
         self.upstream = Upstream(self.policy.upstream)
         if not self.upstream.api_key and not self.policy.upstream.forward_client_authorization:
             logger.warning("no upstream API key: set %s", self.policy.upstream.api_key_env)
-        self.runtime = await asyncio.to_thread(Runtime.build, self.loaded, self.secret)
+
+    async def build(self) -> None:
+        """Build the detectors in a thread; until then /healthz answers 503 and requests get 503."""
+        try:
+            self.runtime = await asyncio.to_thread(Runtime.build, self.loaded, self.secret)
+        except ProxyError as exc:
+            self.fatal = exc.message
+            raise
+        except Exception as exc:
+            self.fatal = f"building the policy {self.policy.name} failed: {type(exc).__name__}: {exc}"
+            raise ConfigError(self.fatal) from exc
         logger.info("policy %s (sha256 %s) loaded", self.policy.name, self.loaded.sha256[:12])
 
     async def stop(self) -> None:

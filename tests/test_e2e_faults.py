@@ -4,6 +4,7 @@ audit log says what happened."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,35 @@ def test_audit_failure_fails_the_request(
     with httpx.stream("POST", f"{inprocess_proxy.base_url}/chat/completions", json=body) as streamed:
         events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == "audit_unavailable"
+
+
+async def test_health_is_503_until_the_detectors_are_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privacy_proxy.app import create_app
+    from privacy_proxy.state import Overrides, ProxyState
+
+    monkeypatch.setenv("PRIVACY_PROXY_AUDIT_KEY", "ab" * 32)
+    (tmp_path / "policy.yaml").write_text(TEST_POLICY)
+    state = ProxyState(tmp_path / "policy.yaml", Overrides(audit_log=str(tmp_path / "audit.jsonl")))
+    state.open()
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+        starting = await client.get("/healthz")
+        assert starting.status_code == 503 and starting.json()["status"] == "starting"
+        refused = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "not_ready"
+        assert refused.headers["x-should-retry"] == "true"
+        await state.build()
+        assert (await client.get("/healthz")).status_code == 200
+    await state.stop()
+
+
+def test_failed_build_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
+    policy = tmp_path / "ner.yaml"
+    policy.write_text("name: ner\ndetection: {ner: 'spacy:/nonexistent/model'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy), "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PRIVACY_PROXY_AUDIT_KEY": "ab" * 32},
+    )
+    assert result.returncode != 0
+    assert "detection.ner" in result.stderr

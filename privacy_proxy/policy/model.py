@@ -100,6 +100,13 @@ class DetectionSettings(Strict):
             raise ValueError("must be 'none', 'builtin', 'spacy:<name-or-path>' or 'transformers:<path>'")
         return value
 
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> DetectionSettings:
+        # Chunks advance by chunk_chars - chunk_overlap; a larger overlap makes the cost quadratic.
+        if self.chunk_overlap * 2 > self.chunk_chars:
+            raise ValueError("chunk_overlap must be at most half of chunk_chars")
+        return self
+
     @field_validator("entity_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
@@ -114,6 +121,13 @@ class Rule(Strict):
     entities: list[str]
     action: Action
     description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "default":
+            raise ValueError("'default' is reserved for default_action")
+        return value
 
     @field_validator("entities")
     @classmethod
@@ -163,11 +177,12 @@ class Policy(Strict):
     failure_mode: Literal["closed", "open"] = "closed"
     audit: AuditSettings = AuditSettings()
 
-    @model_validator(mode="after")
-    def _unique_rules(self) -> Policy:
-        seen_ids: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen_ids or rule.id == "default":
-                raise ValueError(f"rule id {rule.id!r} is used twice (or is the reserved id 'default')")
-            seen_ids.add(rule.id)
-        return self
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[Rule]) -> list[Rule]:
+        first_use: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            if rule.id in first_use:
+                raise ValueError(f"rules[{index}].id {rule.id!r} is already used by rules[{first_use[rule.id]}]")
+            first_use[rule.id] = index
+        return rules
