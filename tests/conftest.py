@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,12 +231,25 @@ class InProcessProxy:
 
 
 @pytest.fixture
-def inprocess_proxy(
+def inprocess_factory(
     upstream_server: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InProcessProxy]:
+) -> Iterator[Callable[..., InProcessProxy]]:
+    """Start in-process proxies with a given policy text in front of the fake upstream."""
     monkeypatch.setenv("PRIVACY_PROXY_AUDIT_KEY", AUDIT_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-upstream-secret")
     monkeypatch.chdir(tmp_path)
     upstream_server.reset()
-    running = InProcessProxy(TEST_POLICY, tmp_path, upstream_server.base_url)
-    yield running
-    running.stop()
+    started: list[InProcessProxy] = []
+
+    def make(policy_text: str = TEST_POLICY) -> InProcessProxy:
+        started.append(InProcessProxy(policy_text, tmp_path / f"proxy{len(started)}", upstream_server.base_url))
+        return started[-1]
+
+    yield make
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def inprocess_proxy(inprocess_factory: Callable[..., InProcessProxy]) -> InProcessProxy:
+    return inprocess_factory()

@@ -208,3 +208,32 @@ def test_failed_build_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "detection.ner" in result.stderr
+
+
+def test_fail_open_policy_forwards_unscanned_and_says_so_loudly(
+    inprocess_factory, upstream_server: FakeUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = inprocess_factory(TEST_POLICY + "failure_mode: open\n")
+    monkeypatch.setattr(proxy.state.runtime.detector, "analyze", lambda text: 1 / 0)
+    content = f"mail {SECRET_MAIL}"
+    response = post(proxy, {"model": "m", "messages": [{"role": "user", "content": content}]})
+    assert response.status_code == 200
+    assert upstream_server.requests[-1].json["messages"][0]["content"] == content  # the policy chose this
+    record = last_audit(proxy.audit_path)
+    assert (record["decision"], record["fault"]) == ("forward_unscanned", "detection_failed")
+    assert "FAIL-OPEN" in caplog.text and SECRET_MAIL not in caplog.text
+
+
+def test_passthrough_route_is_forwarded_unscanned_and_audited(inprocess_factory, upstream_server: FakeUpstream) -> None:
+    policy = TEST_POLICY.replace("server: {max_body_bytes: 262144}",
+                                 'server: {max_body_bytes: 262144, passthrough_routes: ["/v1/files"]}')
+    proxy = inprocess_factory(policy)
+    response = httpx.post(f"{proxy.base_url}/files?purpose=batch", content=b"raw-bytes",
+                          headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 404  # the fake upstream's own answer, relayed
+    recorded = upstream_server.requests[-1]
+    assert (recorded.method, recorded.path, recorded.body, recorded.query) == ("POST", "/v1/files", b"raw-bytes", "purpose=batch")
+    assert recorded.headers["authorization"] == "Bearer sk-upstream-secret"
+    record = last_audit(proxy.audit_path)
+    assert (record["decision"], record["route"], record["upstream_status"]) == ("passthrough", "/v1/files", 404)
+    assert_openai_error(httpx.post(f"{proxy.base_url}/embeddings", content=b"{}"), 404, "route_not_supported")
