@@ -62,14 +62,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass
-class ProxyProcess:
-    process: subprocess.Popen[bytes]
+class OnLoopback:
+    """A proxy listening on 127.0.0.1:`port`."""
+
     port: int
-    workdir: Path
-    policy_path: Path
-    log_path: Path
-    netguard_log: Path
 
     @property
     def origin(self) -> str:
@@ -78,6 +74,16 @@ class ProxyProcess:
     @property
     def base_url(self) -> str:
         return f"{self.origin}/v1"
+
+
+@dataclass
+class ProxyProcess(OnLoopback):
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    policy_path: Path
+    log_path: Path
+    netguard_log: Path
 
     @property
     def audit_path(self) -> Path:
@@ -186,7 +192,7 @@ def proxy(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactor
     finish_proxy(running)
 
 
-class InProcessProxy:
+class InProcessProxy(OnLoopback):
     """The real app served by uvicorn on loopback in a thread, so a test can inject a fault into a stage."""
 
     def __init__(self, policy_text: str, workdir: Path, upstream: str) -> None:
@@ -216,14 +222,6 @@ class InProcessProxy:
                 pass
             time.sleep(0.05)
         raise AssertionError("in-process proxy did not become ready")
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/v1"
 
     def stop(self) -> None:
         self.server.should_exit = True
