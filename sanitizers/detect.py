@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -207,9 +208,11 @@ class Detector:
         return result
 
     def _analyze_uncached(self, text: str) -> tuple[Detection, ...]:
-        found: set[Detection] = set()
         spans = chunk_spans(len(text), self.settings.chunk_chars, self.settings.chunk_overlap)
-        for chunk_start, chunk_end in spans:
+        # (entity, start, end) → best (score, recognizer), and which chunks reported the span.
+        best: dict[tuple[str, int, int], tuple[float, str]] = {}
+        seen_in: dict[tuple[str, int, int], list[int]] = {}
+        for number, (chunk_start, chunk_end) in enumerate(spans):
             results = self.engine.analyze(
                 text=text[chunk_start:chunk_end],
                 language=self.settings.language,
@@ -217,12 +220,49 @@ class Detector:
                 allow_list=list(self.settings.allow_list) or None,
             )
             for result in results:
-                start, end = result.start + chunk_start, result.end + chunk_start
-                # A match touching an inner chunk edge may be cut; the overlapping chunk sees it whole.
-                cut_left = chunk_start > 0 and result.start == 0
-                cut_right = chunk_end < len(text) and result.end == chunk_end - chunk_start
-                if (cut_left or cut_right) and len(spans) > 1:
-                    continue
+                key = (result.entity_type, result.start + chunk_start, result.end + chunk_start)
                 recognizer = (result.recognition_metadata or {}).get("recognizer_name", "")
-                found.add(Detection(result.entity_type, start, end, round(float(result.score), 4), recognizer))
+                score = round(float(result.score), 4)
+                # The same span seen by two chunks may score differently (context words in range): keep the best.
+                if key not in best or score > best[key][0]:
+                    best[key] = (score, recognizer)
+                seen_in.setdefault(key, []).append(number)
+        if len(spans) > 1:
+            self._drop_cut_matches(spans, best, seen_in)
+        found = [Detection(entity, start, end, score, recognizer) for (entity, start, end), (score, recognizer) in best.items()]
         return tuple(sorted(found, key=lambda d: (d.start, -d.end, d.entity)))
+
+    @staticmethod
+    def _drop_cut_matches(
+        spans: list[tuple[int, int]],
+        best: dict[tuple[str, int, int], tuple[float, str]],
+        seen_in: dict[tuple[str, int, int], list[int]],
+    ) -> None:
+        """Remove matches a chunk made on a value its edge cut in two ("doe@example.com" from
+        "john.doe@example.com"): a span is such a fragment when, in every chunk that reported it, it lies
+        inside a longer match that runs over that chunk's edge (so the neighbouring chunk saw it whole).
+        A fragment of a value longer than the overlap, which no chunk sees whole, is kept: better a part
+        protected than the whole value sent."""
+        keys = sorted(best, key=lambda k: (k[1], -k[2]))
+        starts = [start for _, start, _ in keys]
+        longest = max((end - start for _, start, end in keys), default=0)
+
+        def crossing(edge: int) -> list[tuple[int, int]]:
+            """The matches running over position `edge` (start < edge < end)."""
+            low, high = bisect_left(starts, edge - longest), bisect_left(starts, edge)
+            return [(s, e) for _, s, e in keys[low:high] if e > edge]
+
+        last = len(spans) - 1
+        # Per chunk: the matches running over its inner edges (the first chunk has no left one, the last no right one).
+        crossers = [
+            (crossing(chunk_start) if number else []) + (crossing(chunk_end) if number < last else [])
+            for number, (chunk_start, chunk_end) in enumerate(spans)
+        ]
+        for key in keys:
+            _, start, end = key
+
+            def is_fragment(number: int) -> bool:
+                return any(s <= start and end <= e and (s, e) != (start, end) for s, e in crossers[number])
+
+            if all(is_fragment(number) for number in seen_in[key]):
+                del best[key]

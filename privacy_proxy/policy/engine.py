@@ -22,12 +22,15 @@ class CompiledRules:
         by_entity: dict[str, tuple[Action, str]] = {}
         wildcard: tuple[Action, str] | None = None
         # First rule naming an entity wins, like a firewall: order in the file is the precedence.
+        # A "*" rule names every entity, so the rules after it can no longer decide anything.
         for rule in policy.rules:
+            if "*" in rule.entities:
+                wildcard = (rule.action, rule.id)
             for entity in rule.entities:
-                if entity == "*":
-                    wildcard = wildcard or (rule.action, rule.id)
-                else:
+                if entity != "*":
                     by_entity.setdefault(entity, (rule.action, rule.id))
+            if wildcard is not None:
+                break
         return cls(
             by_entity=by_entity,
             wildcard=wildcard or (policy.default_action, DEFAULT_RULE_ID),

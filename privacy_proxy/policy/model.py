@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sanitizers.types import Action
 
@@ -100,12 +100,14 @@ class DetectionSettings(Strict):
             raise ValueError("must be 'none', 'builtin', 'spacy:<name-or-path>' or 'transformers:<path>'")
         return value
 
-    @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> DetectionSettings:
-        # Chunks advance by chunk_chars - chunk_overlap; a larger overlap makes the cost quadratic.
-        if self.chunk_overlap * 2 > self.chunk_chars:
-            raise ValueError("chunk_overlap must be at most half of chunk_chars")
-        return self
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_chunk(cls, value: int, info: ValidationInfo) -> int:
+        # Chunks advance by chunk_chars - chunk_overlap; an overlap near chunk_chars makes the cost quadratic.
+        chunk_chars = info.data.get("chunk_chars")
+        if chunk_chars is not None and value * 2 > chunk_chars:
+            raise ValueError(f"must be at most half of chunk_chars ({chunk_chars})")
+        return value
 
     @field_validator("entity_thresholds")
     @classmethod
