@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from privacy_proxy.errors import BadRequest, NotReady, ProxyError, UpstreamError, fault_kind
 from privacy_proxy.openai.chat import AnswerRestorer
 from privacy_proxy.pipeline import Exchange, prepare_chat
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
-from privacy_proxy.streaming import relay_chat_stream
+from privacy_proxy.streaming import ClosingStreamingResponse, relay_chat_stream
 from privacy_proxy.upstream import relay_headers
 
 logger = logging.getLogger("privacy_proxy")
@@ -178,7 +178,7 @@ def create_app(state: ProxyState) -> FastAPI:
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
         if exchange.stream and response.status_code < 400 and is_sse:
             headers.update(STREAM_HEADERS)
-            return StreamingResponse(
+            return ClosingStreamingResponse(
                 relay_chat_stream(state, exchange, response, answers),
                 status_code=response.status_code,
                 headers=headers,

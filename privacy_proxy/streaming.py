@@ -7,12 +7,17 @@ sent on at once. A malformed or truncated upstream stream ends with one `data: {
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from privacy_proxy.errors import AuditFailure, ProxyError, RestoreError, UpstreamError, fault_kind
 from privacy_proxy.openai.chat import AnswerRestorer, ChatStreamRestorer
@@ -46,6 +51,66 @@ def _track_choices(payload: object, open_choices: set[int], closed_choices: set[
                 closed_choices.add(choice.get("index", 0))
 
 
+_END = object()
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body iterator — also when the client went away —
+    so the relay's cleanup (closing the upstream stream, the audit record) runs at once, not at GC."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class BatchedReads:
+    """Upstream body reads, grouped: each item is every read that arrived while the previous item
+    was being processed and sent. Idle streams get single reads at once (no added latency); busy
+    streams get batches, so one client write carries many events instead of one each."""
+
+    def __init__(self, response: httpx.Response, max_pending: int = 1024) -> None:
+        self._response = response
+        self._queue: asyncio.Queue[object] = asyncio.Queue(max_pending)
+        self._reader = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            async for raw in self._response.aiter_bytes():
+                await self._queue.put(raw)
+            await self._queue.put(_END)
+        except Exception as exc:  # surfaced to the consumer, in order
+            await self._queue.put(exc)
+        finally:
+            # The task that reads closes: httpcore only releases a connection cleanly from there.
+            await self._response.aclose()
+
+    async def __aiter__(self) -> AsyncIterator[list[bytes]]:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            reads = [item for item in batch if isinstance(item, bytes)]
+            if reads:
+                yield reads
+            last = batch[-1]
+            if isinstance(last, Exception):
+                raise last
+            if last is _END:
+                return
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream response (an unfinished one drops its connection)."""
+        self._reader.cancel()
+        # Shielded: this usually runs while the client's request is being cancelled (it went away),
+        # and an interrupted wait would leave the reader unfinished and the upstream connection open.
+        with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+
+
 async def relay_chat_stream(
     state: ProxyState, exchange: Exchange, response: httpx.Response, answers: AnswerRestorer
 ) -> AsyncIterator[bytes]:
@@ -54,11 +119,11 @@ async def relay_chat_stream(
     finished = False
     open_choices: set[int] = set()
     closed_choices: set[int] = set()
+    reads_in_batches = BatchedReads(response)
     try:
-        async for raw in response.aiter_bytes():
-            # Everything decoded from one upstream read leaves in one write: no extra latency, far fewer sends.
+        async for reads in reads_in_batches:
             out: list[bytes] = []
-            for event in decoder.feed(raw):
+            for event in decoder.feed(b"".join(reads)):
                 if event.data == "[DONE]":
                     tail = restorer.finish()
                     if tail is not None:
@@ -115,7 +180,7 @@ async def relay_chat_stream(
         finished = True
         yield error_event(exc)
     finally:
-        await response.aclose()
+        await reads_in_batches.aclose()
         if not finished:
             # The client went away (or the task was cancelled): the upstream stream is closed above.
             exchange.client_disconnected = True

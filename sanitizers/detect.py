@@ -88,11 +88,14 @@ class BlankSpacyNlpEngine(NlpEngine):
 
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         doc = self.nlp[language].make_doc(text)
+        # Presidio's context enhancer walks the tokens once per match; iterating a Doc builds new
+        # Token objects every time (quadratic churn), so hand it each token once, in a list.
+        tokens = list(doc)
         return NlpArtifacts(
             entities=[],
-            tokens=doc,
-            tokens_indices=[token.idx for token in doc],
-            lemmas=[_lemma(token.text) for token in doc],
+            tokens=tokens,  # type: ignore[arg-type]
+            tokens_indices=[token.idx for token in tokens],
+            lemmas=[_lemma(token.text) for token in tokens],
             nlp_engine=self,
             language=language,
         )
