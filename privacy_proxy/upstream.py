@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
@@ -9,6 +10,8 @@ import httpx
 
 from privacy_proxy.errors import UpstreamError
 from privacy_proxy.policy.model import UpstreamSettings
+
+logger = logging.getLogger("privacy_proxy.upstream")
 
 # Never copied between hops: connection-level headers, and framing the proxy redoes itself.
 HOP_BY_HOP = frozenset(
@@ -59,8 +62,10 @@ class Upstream:
         try:
             return await self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:
+            logger.warning("upstream %s %s: %s", method, path, type(exc).__name__)
             raise UpstreamError("the upstream did not answer in time", code="upstream_timeout") from exc
         except httpx.HTTPError as exc:
+            logger.warning("upstream %s %s: %s: %s", method, path, type(exc).__name__, exc)
             raise UpstreamError(f"the upstream is unreachable ({type(exc).__name__})") from exc
 
     async def aclose(self) -> None:
