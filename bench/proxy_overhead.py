@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,6 +111,27 @@ async def throughput(base: str, size: int, concurrency: int, seconds: float) -> 
         return done / (time.perf_counter() - start)
 
 
+def wrk_throughput(base: str, size: int, connections: int, seconds: float, workdir: Path) -> float | None:
+    """Requests/s from `wrk` (a C load generator that leaves the CPU to the servers), if installed."""
+    if shutil.which("wrk") is None:
+        return None
+    body_file = workdir / f"body{size}.json"
+    body_file.write_text(json.dumps(body(prompt(size, 7))))
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "r"); wrk.body = f:read("*a"); f:close()\n'
+    )
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), f"{base}/chat/completions"],
+        capture_output=True, text=True, check=True,
+    )
+    if "Non-2xx" in result.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Requests/sec"))
+    return round(float(line.split()[1]), 1)
+
+
 def stage_profile(sizes: list[int]) -> dict[str, dict[str, float]]:
     """Where the time goes, per stage, in-process (ms per request, median of runs)."""
     from privacy_proxy.openai.chat import AnswerRestorer, ChatRequest
@@ -196,6 +218,7 @@ def main() -> None:
                     row["stream_32KB_ms"] = round(statistics.median(stream_times), 1)
                     row["stream_32KB_events"] = events
                     row["rps_1KB_16_clients"] = round(asyncio.run(throughput(base, 1024, 16, seconds)), 1)
+                    row["rps_1KB_16_connections_wrk"] = wrk_throughput(base, 1024, 16, seconds, Path(tmp))
                     report[label] = row
         finally:
             for process in processes:

@@ -10,9 +10,11 @@ import re
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sanitizers.guard import find_leaks, iter_strings
-from sanitizers.pseudonymize import Transformer, TransformOptions, resolve_overlaps
+from sanitizers.pseudonymize import Transformer, TransformOptions, resolve_overlaps, value_pattern
 from sanitizers.restore import Restorer
 from sanitizers.types import Action, Decision, Detection
 
@@ -389,3 +391,20 @@ def test_leak_guard_skips_role_and_type_values() -> None:
     # Only string values of those keys are skipped; content under a key named "type" is still read.
     assert find_leaks({"type": {"x": "Ann Lee"}}, {"Ann Lee"}) == ["$.type.x"]
     assert dict(iter_strings({"role": "user", "name": "n"})) == {"$.name": "n"}
+
+
+# --- the trie-shaped value pattern matches like a longest-first alternation -------------------------
+_WORDS = st.text(alphabet="abAB.@-1 ", min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_WORDS.filter(lambda v: len(v.strip()) >= 2), min_size=1, max_size=8),
+       picks=st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["", " ", "  x ", "\n", "b1"])), max_size=12))
+def test_value_pattern_agrees_with_a_longest_first_alternation(values: list[str], picks: list[tuple[int, str]]) -> None:
+    text = "".join(values[i % len(values)] + glue for i, glue in picks)
+    kept = sorted({v for v in values if len(v.strip()) >= 2}, key=len, reverse=True)
+    flat = "|".join(r"\s+".join(re.escape(w) for w in v.split()) for v in kept)
+    reference = re.compile(r"(?<!\w)(?:" + flat + r")(?!\w)", re.IGNORECASE)
+    pattern = value_pattern(values)
+    assert pattern is not None
+    assert [m.span() for m in pattern.finditer(text)] == [m.span() for m in reference.finditer(text)]
