@@ -1,8 +1,9 @@
 """Relay an upstream SSE chat stream to the client, restoring tokens chunk by chunk.
 
 Nothing is buffered beyond what a cut token needs: each upstream event is decoded, restored and
-sent on at once. A malformed or truncated upstream stream ends with one `data: {"error": …}` event
-(never a silent 200 with a short answer); a client that goes away closes the upstream stream.
+sent on with the next client write. A malformed, truncated or broken upstream stream, and any fault
+of the proxy's own, ends with one `data: {"error": …}` event (never a silent 200 with a short answer);
+a client that goes away closes the upstream stream.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class BatchedReads:
             if reads:
                 yield reads
             last = batch[-1]
+            if isinstance(last, httpx.HTTPError):
+                raise UpstreamError(
+                    f"the upstream connection broke mid-stream ({type(last).__name__})", code="upstream_stream_broken"
+                ) from last
             if isinstance(last, Exception):
                 raise last
             if last is _END:
@@ -170,7 +175,10 @@ async def relay_chat_stream(
         state.record(exchange)
         finished = True
         yield DONE
-    except ProxyError as exc:
+    except Exception as exc:
+        if not isinstance(exc, ProxyError):
+            logger.error("stream relay failed for %s: %s", exchange.request_id, type(exc).__name__)
+            exc = ProxyError("internal error while relaying the stream", code="stream_relay_failed")
         exchange.fault = fault_kind(exc)
         if not isinstance(exc, AuditFailure):
             try:

@@ -119,7 +119,12 @@ def test_upstream_errors_are_relayed(proxy: ProxyProcess, fake: FakeUpstream, st
 
 @pytest.mark.parametrize(
     ("fault", "code"),
-    [("garbage", "upstream_invalid_stream"), ("truncated", "upstream_truncated_stream"), ("error_event", None)],
+    [
+        ("garbage", "upstream_invalid_stream"),
+        ("truncated", "upstream_truncated_stream"),
+        ("reset", "upstream_stream_broken"),
+        ("error_event", None),
+    ],
 )
 def test_broken_upstream_streams_end_in_an_error_event(
     proxy: ProxyProcess, fake: FakeUpstream, fault: str, code: str | None
