@@ -12,12 +12,21 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from privacy_proxy.errors import BadRequest, NotReady, ProxyError, UpstreamError, fault_kind
+from privacy_proxy.errors import (
+    AuditFailure,
+    BadRequest,
+    NotReady,
+    ProxyError,
+    RestoreError,
+    UpstreamError,
+    fault_kind,
+)
 from privacy_proxy.openai.chat import AnswerRestorer
-from privacy_proxy.pipeline import Exchange, prepare_chat
+from privacy_proxy.pipeline import Exchange, prepare_chat, serialize
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
 from privacy_proxy.streaming import ClosingStreamingResponse, relay_chat_stream
@@ -65,6 +74,8 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest("the request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
 
 
 def _text_size(body: Any) -> int:
@@ -146,31 +157,39 @@ def create_app(state: ProxyState) -> FastAPI:
         runtime = runtime_or_503()
         exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route="/v1/chat/completions", runtime=runtime)
         try:
-            body = parse_json(await read_body(request, runtime.policy.server.max_body_bytes))
-            if _text_size(body) > INLINE_SCAN_CHARS:
-                outbound = await asyncio.to_thread(prepare_chat, exchange, body)
-            else:
-                outbound = prepare_chat(exchange, body)
-        except ProxyError as exc:
-            if isinstance(exc, BadRequest):
+            try:
+                body = parse_json(await read_body(request, runtime.policy.server.max_body_bytes))
+                if _text_size(body) > INLINE_SCAN_CHARS:
+                    outbound = await asyncio.to_thread(prepare_chat, exchange, body)
+                else:
+                    outbound = prepare_chat(exchange, body)
+            except BadRequest as exc:
                 exchange.decision, exchange.reason = "reject", exc.code
-            else:
+                raise
+            except ProxyError as exc:
                 exchange.block(exc)
-            state.record(exchange)
+                raise
+            return await forward_chat(request, exchange, outbound)
+        except Exception as exc:
+            # Every failure on this route is answered and audited here, value-free; nothing generic
+            # (with a traceback that could quote a value) reaches the server's log.
+            if not isinstance(exc, ProxyError):
+                logger.error("unexpected %s in request %s", type(exc).__name__, exchange.request_id)
+                exc = ProxyError("internal error in the proxy; the request failed closed", code="internal_error")
+                exchange.block(exc)
+            elif exchange.decision == "forward":
+                exchange.decision, exchange.fault = "error", fault_kind(exc)
+            if not isinstance(exc, AuditFailure):
+                state.record(exchange)
             return error_response(exc, exchange.request_id)
-        return await forward_chat(request, exchange, outbound)
 
     async def forward_chat(request: Request, exchange: Exchange, outbound: bytes) -> Response:
+        """Send the rewritten request; restore and return the answer. Raises ProxyError on faults."""
         assert state.upstream is not None
         upstream = state.upstream
-        try:
-            response = await upstream.send(
-                "POST", "/chat/completions", content=outbound, headers=upstream.request_headers(request.headers)
-            )
-        except UpstreamError as exc:
-            exchange.decision, exchange.fault = "error", fault_kind(exc)
-            state.record(exchange)
-            return error_response(exc, exchange.request_id)
+        response = await upstream.send(
+            "POST", "/chat/completions", content=outbound, headers=upstream.request_headers(request.headers)
+        )
         exchange.upstream_status = response.status_code
         headers = relay_headers(response.headers)
         headers["x-privacy-proxy-request-id"] = exchange.request_id
@@ -186,8 +205,11 @@ def create_app(state: ProxyState) -> FastAPI:
             )
         try:
             raw = await response.aread()
-        except Exception as exc:
-            raise UpstreamError("the upstream connection broke while reading the answer") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"the upstream connection broke while sending the answer ({type(exc).__name__})",
+                code="upstream_stream_broken",
+            ) from exc
         finally:
             await response.aclose()
         if response.status_code >= 400:
@@ -196,15 +218,14 @@ def create_app(state: ProxyState) -> FastAPI:
             return Response(raw, status_code=response.status_code, headers=headers, media_type="application/json")
         try:
             payload = json.loads(raw)
-        except ValueError:
-            exc = UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json")
-            exchange.fault = exc.code
-            state.record(exchange)
-            return error_response(exc, exchange.request_id)
-        answers.completion(payload)
+        except (ValueError, RecursionError):
+            raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
+        try:
+            answers.completion(payload)
+        except Exception as exc:
+            raise RestoreError("restoring the answer failed; it was withheld") from exc
         state.record(exchange)
-        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        return Response(content, status_code=response.status_code, headers=headers, media_type="application/json")
+        return Response(serialize(payload), status_code=response.status_code, headers=headers, media_type="application/json")
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:

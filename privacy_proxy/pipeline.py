@@ -134,7 +134,7 @@ def prepare_chat(exchange: Exchange, body: Any) -> bytes:
             raise
         logger.warning("FAIL-OPEN: %s; forwarding request %s unscanned", fault_kind(exc), exchange.request_id)
         exchange.decision, exchange.fault = "forward_unscanned", fault_kind(exc)
-        exchange.outbound = json.dumps(body, ensure_ascii=False).encode()
+        exchange.outbound = serialize(body)
         return exchange.outbound
     result = sanitized.result
     exchange.entity_counts, exchange.actions, exchange.rules = result.entity_counts, result.actions, result.rules
@@ -147,5 +147,13 @@ def prepare_chat(exchange: Exchange, body: Any) -> bytes:
         )
     outbound_body = request.outbound(result.texts)
     guard(exchange, outbound_body)
-    exchange.outbound = json.dumps(outbound_body, ensure_ascii=False, separators=(",", ":")).encode()
+    exchange.outbound = serialize(outbound_body)
     return exchange.outbound
+
+
+def serialize(body: Any) -> bytes:
+    """Compact UTF-8 JSON; a lone surrogate (legal as a JSON escape) is sent escaped rather than failing."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()

@@ -242,3 +242,37 @@ def test_passthrough_route_is_forwarded_unscanned_and_audited(inprocess_factory,
     record = last_audit(proxy.audit_path)
     assert (record["decision"], record["route"], record["upstream_status"]) == ("passthrough", "/v1/files", 404)
     assert_openai_error(httpx.post(f"{proxy.base_url}/embeddings", content=b"{}"), 404, "route_not_supported")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800 lone surrogate"}]}',
+        b'{"model": "m", "seed": 123456789012345678901234567890, "messages": [{"role": "user", "content": "hi"}]}',
+    ],
+    ids=["deep-nesting", "lone-surrogate", "big-integer"],
+)
+def test_odd_but_parseable_bodies_get_clean_answers(proxy: ProxyProcess, fake: FakeUpstream, raw: bytes) -> None:
+    response = post(proxy, raw)
+    if raw.startswith(b"[[") or b"ud800" in raw:
+        assert_openai_error(response, 400, "invalid_request")
+        return
+    assert response.status_code == 200, response.text
+    if b"seed" in raw:  # relayed exactly, not rounded through a float
+        assert b"123456789012345678901234567890" in fake.requests[-1].body
+
+
+def test_restore_failure_withholds_the_answer_and_is_audited(
+    inprocess_proxy: InProcessProxy, upstream_server: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privacy_proxy.openai.chat import AnswerRestorer
+
+    def broken(self: AnswerRestorer, payload: object) -> object:
+        raise RuntimeError("restorer crashed")
+
+    monkeypatch.setattr(AnswerRestorer, "completion", broken)
+    response = post(inprocess_proxy, {"model": "m", "messages": [{"role": "user", "content": f"mail {SECRET_MAIL}"}]})
+    assert_openai_error(response, 502, "restore_failed")
+    record = last_audit(inprocess_proxy.audit_path)
+    assert (record["decision"], record["fault"], record["upstream_status"]) == ("error", "restore_failed", 200)

@@ -75,8 +75,14 @@ class ChatRequest:
 
     # -- extraction ---------------------------------------------------------------------------
     def _add(self, container: Any, key: Any, path: str) -> None:
+        text = container[key]
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # "\ud800" is a legal JSON escape but no character: detectors and upstreams choke on it.
+            raise BadRequest(f"'{path}' contains an unpaired UTF-16 surrogate", param=path) from None
         self._slots.append((container, key))
-        self.segments.append(Segment(path, container[key]))
+        self.segments.append(Segment(path, text))
 
     def _tool(self, tool: Any, path: str) -> None:
         if not isinstance(tool, dict):
