@@ -338,7 +338,9 @@ class Transformer:
                 start, end = match.span()
                 if not taken.add(start, end):
                     continue
-                action, entity = protected_actions[normalize_value(match.group(0))]
+                # The regex's case-insensitivity is a little wider than casefold() ("ı" matches "I"): a
+                # variant without its own entry is still a protected value, so it is redacted.
+                action, entity = protected_actions.get(normalize_value(match.group(0)), (Action.REDACT, "PII"))
                 detection = Detection(entity, start, end, 1.0, "propagation")
                 segment_spans.append((start, end, Decision(detection, action, "propagation")))
                 result.propagated += 1

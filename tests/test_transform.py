@@ -408,3 +408,10 @@ def test_value_pattern_agrees_with_a_longest_first_alternation(values: list[str]
     pattern = value_pattern(values)
     assert pattern is not None
     assert [m.span() for m in pattern.finditer(text)] == [m.span() for m in reference.finditer(text)]
+
+
+def test_propagation_covers_case_variants_beyond_casefold() -> None:
+    # re's IGNORECASE equates "ı" with "I" although casefold() does not: such a variant is still protected.
+    transformer = Transformer(TransformOptions(secret=SECRET))
+    result = transformer.apply(["Iris wrote", "then ıris and IRIS"], [[decision("PERSON", 0, 4, 0.9)], []])
+    assert result.texts == ["[PERSON_1] wrote", "then [PII] and [PERSON_1]"]
