@@ -43,8 +43,9 @@ def serve(
     from privacy_proxy.state import Overrides, ProxyState
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("presidio-analyzer", "httpx", "httpcore"):  # per-request chatter; our own line covers it
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Per-request chatter of the libraries (request lines, recognizer loading); our own line covers it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     try:
         state = ProxyState(policy, Overrides(host=host, port=port, upstream=upstream, audit_log=audit_log))

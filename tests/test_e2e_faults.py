@@ -148,7 +148,10 @@ def test_broken_upstream_streams_end_in_an_error_event(
 
 
 def test_detector_failure_blocks_and_is_audited(
-    inprocess_proxy: InProcessProxy, upstream_server: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+    inprocess_proxy: InProcessProxy,
+    upstream_server: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(text: str) -> None:
         raise RuntimeError(f"model crashed on {text}")  # the text must not reach the client or the audit
@@ -162,6 +165,7 @@ def test_detector_failure_blocks_and_is_audited(
     record = last_audit(inprocess_proxy.audit_path)
     assert (record["decision"], record["reason"], record["fault"]) == ("block", "fault", "detection_failed")
     assert SECRET_MAIL not in inprocess_proxy.audit_path.read_text()
+    assert SECRET_MAIL not in caplog.text  # the crash message quoted the text; no log line may
     assert "not forwarded" in error["message"]
 
 
