@@ -73,13 +73,20 @@ def test_unknown_routes_are_refused(proxy: ProxyProcess, fake: FakeUpstream) -> 
     assert fake.requests == []
 
 
-def test_invalid_policy_file_stops_start_up_with_a_located_error(tmp_path: Path) -> None:
-    policy = tmp_path / "broken.yaml"
-    policy.write_text("name: broken\nrules:\n  - id: r1\n    entities: [PERSON]\n    action: obliterate\n")
+def serve_until_exit(tmp_path: Path, policy_text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Run `privacy-proxy serve` with a policy that must stop it; return the policy path and the result."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text)
     result = subprocess.run(
         [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy), "--port", str(free_port())],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PRIVACY_PROXY_AUDIT_KEY": "ab" * 32},
     )
+    return policy, result
+
+
+def test_invalid_policy_file_stops_start_up_with_a_located_error(tmp_path: Path) -> None:
+    policy, result = serve_until_exit(tmp_path, "name: broken\nrules:\n  - id: r1\n    entities: [PERSON]\n    action: obliterate\n")
     assert result.returncode != 0
     assert f"{policy}:5:" in result.stderr and "rules[0].action" in result.stderr
 
@@ -208,13 +215,7 @@ async def test_health_is_503_until_the_detectors_are_built(tmp_path: Path, monke
 
 
 def test_failed_build_exits_non_zero_with_the_reason(tmp_path: Path) -> None:
-    policy = tmp_path / "ner.yaml"
-    policy.write_text("name: ner\ndetection: {ner: 'spacy:/nonexistent/model'}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy), "--port", str(free_port())],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PRIVACY_PROXY_AUDIT_KEY": "ab" * 32},
-    )
+    _, result = serve_until_exit(tmp_path, "name: ner\ndetection: {ner: 'spacy:/nonexistent/model'}\n")
     assert result.returncode != 0
     assert "detection.ner" in result.stderr
 
