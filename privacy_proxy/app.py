@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import threading
 import uuid
@@ -38,6 +39,7 @@ logger = logging.getLogger("privacy_proxy")
 DRAIN_LIMIT = 64 * 1024 * 1024
 # Uncached text above this size is scanned in a worker thread so other requests keep flowing.
 INLINE_SCAN_CHARS = 4096
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -63,6 +65,11 @@ async def read_body(request: Request, limit: int) -> bytes:
         # Drained, not reset: the client is still sending when we answer, and must read the 413.
         raise BadRequest(f"request body too large (limit {limit} bytes)", status=413, code="request_too_large")
     return b"".join(chunks)
+
+
+def safe_request_id(value: str | None) -> str | None:
+    """The upstream's request id for the audit record, if it looks like an id (never free text)."""
+    return value if value and REQUEST_ID.fullmatch(value) else None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -191,6 +198,7 @@ def create_app(state: ProxyState) -> FastAPI:
             "POST", "/chat/completions", content=outbound, headers=upstream.request_headers(request.headers)
         )
         exchange.upstream_status = response.status_code
+        exchange.upstream_request_id = safe_request_id(response.headers.get("x-request-id"))
         headers = relay_headers(response.headers)
         headers["x-privacy-proxy-request-id"] = exchange.request_id
         answers = AnswerRestorer(exchange.mapping.restorable)

@@ -48,6 +48,7 @@ class Exchange:
     leak_guard: str = "not_run"
     outbound: bytes = b""
     upstream_status: int | None = None
+    upstream_request_id: str | None = None
     fault: str | None = None
     client_disconnected: bool = False
 
@@ -78,6 +79,7 @@ class Exchange:
             "leak_guard": self.leak_guard,
             "bytes_out": len(self.outbound),
             "upstream_status": self.upstream_status,
+            "upstream_request_id": self.upstream_request_id,
             "latency_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "fault": self.fault,
             "client_disconnected": self.client_disconnected,

@@ -274,3 +274,14 @@ def test_leak_guard_blocks_a_value_hidden_in_an_unscanned_field(proxy: ProxyProc
     assert fake.requests == []
     record = json.loads(proxy.audit_path.read_text().splitlines()[-1])
     assert (record["decision"], record["reason"], record["leak_guard"]) == ("block", "leak_guard", "hit")
+
+
+def test_upstream_request_id_is_relayed_and_audited(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    fake.push(Behaviour(headers={"x-request-id": "req_upstream_42"}))
+    raw = client(proxy).chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert raw.headers["x-request-id"] == "req_upstream_42"
+    records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    mine = next(r for r in records if r["request_id"] == raw.headers["x-privacy-proxy-request-id"])
+    assert mine["upstream_request_id"] == "req_upstream_42"
