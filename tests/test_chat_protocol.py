@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy_proxy.errors import BadRequest, PolicyViolation
 from privacy_proxy.openai.chat import AnswerRestorer, ChatRequest, ChatStreamRestorer
@@ -337,3 +339,37 @@ def test_usage_chunk_without_choices_passes_through() -> None:
              "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}}
     assert stream.feed(copy.deepcopy(usage)) == usage
     assert stream.finish() is None
+
+
+# --- property: a streamed answer, chunked any way and interleaved across choices, restores like the whole --
+_PIECES = st.sampled_from(["[PERSON_1]", "[EMAIL_ADDRESS_1]", "[person 1]", "PERSON_1", "[PERSON_2]", "Hi ",
+                           "ü", '"', "\\", "[", "]", "_", "1", " ", "\n", "x"])
+_MAPPING = {"[PERSON_1]": 'Zoë "Z" Müller', "[EMAIL_ADDRESS_1]": "zoe@example.com"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.lists(_PIECES, max_size=14).map("".join), min_size=1, max_size=3),
+       cuts=st.lists(st.integers(1, 6), min_size=1, max_size=40),
+       order_seed=st.randoms(use_true_random=False))
+def test_stream_restores_like_the_whole_answer(texts: list[str], cuts: list[int], order_seed) -> None:
+    answers = AnswerRestorer(_MAPPING)
+    whole = [answers.text.restore(text) for text in texts]
+    # Each choice's text cut into pieces; pieces of different choices interleaved in a random order.
+    pending: list[tuple[int, str]] = []
+    for index, text in enumerate(texts):
+        position, k = 0, 0
+        while position < len(text):
+            size = cuts[k % len(cuts)]
+            pending.append((index, text[position : position + size]))
+            position, k = position + size, k + 1
+    queues = {i: [p for j, p in pending if j == i] for i in range(len(texts))}
+    stream = ChatStreamRestorer(answers)
+    got = {i: "" for i in range(len(texts))}
+    while any(queues.values()):
+        index = order_seed.choice([i for i, q in queues.items() if q])
+        piece = queues[index].pop(0)
+        done = not queues[index]
+        chunk = {"choices": [{"index": index, "delta": {"content": piece}, "finish_reason": "stop" if done else None}]}
+        got[index] += stream.feed(chunk)["choices"][0]["delta"].get("content") or ""
+    assert stream.finish() is None
+    assert [got[i] for i in range(len(texts))] == whole
