@@ -170,28 +170,36 @@ def stage_profile(sizes: list[int]) -> dict[str, dict[str, float]]:
     return result
 
 
-def start_processes(workdir: Path) -> tuple[list[subprocess.Popen], str, str]:
+def start_upstream(workdir: Path) -> tuple[subprocess.Popen, str]:
     url_file = workdir / "upstream.url"
     upstream = subprocess.Popen([sys.executable, str(ROOT / "bench/bench_upstream.py"), str(url_file)])
     while not url_file.exists() or not url_file.read_text():
         time.sleep(0.05)
-    direct = url_file.read_text()
-    port = 18787
+    return upstream, url_file.read_text()
+
+
+def start_proxy(workdir: Path, policy: Path, upstream: str, port: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PRIVACY_PROXY_AUDIT_KEY": "ab" * 32, "OPENAI_API_KEY": "sk-bench"}
     proxy = subprocess.Popen(
-        [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(ROOT / "policies/default.yaml"),
-         "--port", str(port), "--upstream", direct, "--log-level", "warning",
-         "--audit-log", str(workdir / "audit.jsonl")],
+        [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy), "--port", str(port),
+         "--upstream", upstream, "--log-level", "warning", "--audit-log", str(workdir / f"audit-{port}.jsonl")],
         cwd=workdir, env=env,
     )
-    via_proxy = f"http://127.0.0.1:{port}/v1"
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    return [upstream, proxy], direct, via_proxy
+    return proxy, f"http://127.0.0.1:{port}/v1"
+
+
+def bare_routing_policy(workdir: Path) -> Path:
+    """The default policy with detection narrowed to one trivial recognizer: the cost of routing alone."""
+    text = (ROOT / "policies/default.yaml").read_text().replace("  recognizers: []", "  recognizers: []\n  entities: [CRYPTO]")
+    path = workdir / "bare.yaml"
+    path.write_text(text)
+    return path
 
 
 def main() -> None:
@@ -202,7 +210,9 @@ def main() -> None:
     n_small, n_large, seconds = (30, 8, 2.0) if args.quick else (300, 40, 8.0)
     report: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        processes, direct, via_proxy = start_processes(Path(tmp))
+        upstream, direct = start_upstream(Path(tmp))
+        proxy, via_proxy = start_proxy(Path(tmp), ROOT / "policies/default.yaml", direct, 18787)
+        processes = [upstream, proxy]
         try:
             with httpx.Client(timeout=60) as client:
                 for label, base in (("direct", direct), ("proxy", via_proxy)):
@@ -220,6 +230,11 @@ def main() -> None:
                     row["rps_1KB_16_clients"] = round(asyncio.run(throughput(base, 1024, 16, seconds)), 1)
                     row["rps_1KB_16_connections_wrk"] = wrk_throughput(base, 1024, 16, seconds, Path(tmp))
                     report[label] = row
+            bare, via_bare = start_proxy(Path(tmp), bare_routing_policy(Path(tmp)), direct, 18788)
+            processes.append(bare)
+            report["proxy_bare_routing"] = {
+                "rps_1KB_16_connections_wrk": wrk_throughput(via_bare, 1024, 16, seconds, Path(tmp))
+            }
         finally:
             for process in processes:
                 process.terminate()
