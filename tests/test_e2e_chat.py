@@ -285,3 +285,20 @@ def test_upstream_request_id_is_relayed_and_audited(proxy: ProxyProcess, fake: F
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
     mine = next(r for r in records if r["request_id"] == raw.headers["x-privacy-proxy-request-id"])
     assert mine["upstream_request_id"] == "req_upstream_42"
+
+
+def test_audit_verify_cli_names_the_first_tampered_line(proxy: ProxyProcess, fake: FakeUpstream, tmp_path) -> None:
+    for text in ("one", "two", "three"):
+        client(proxy).chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
+    lines = proxy.audit_path.read_text().splitlines()
+    record = json.loads(lines[-2])
+    record["decision"] = "forward_unscanned"
+    lines[-2] = json.dumps(record, separators=(",", ":"))
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+    verify = subprocess.run(
+        [sys.executable, "-m", "privacy_proxy.cli", "audit", "verify", str(tampered)],
+        env={"PRIVACY_PROXY_AUDIT_KEY": AUDIT_KEY, "PATH": ""}, capture_output=True, text=True,
+    )
+    assert verify.returncode == 1
+    assert f"{tampered}:{len(lines) - 1}:" in verify.stderr and "edited" in verify.stderr
