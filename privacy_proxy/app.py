@@ -142,7 +142,11 @@ def create_app(state: ProxyState) -> FastAPI:
             "policy_sha256": state.loaded.sha256,
             "reloads": state.reloads,
             "last_reload_error": state.last_reload_error,
-            "upstream": {"base_url": state.policy.upstream.base_url, "checked": "/healthz/upstream"},
+            # The client in use: upstream settings change at the next start, not on reload.
+            "upstream": {
+                "base_url": state.upstream.base_url if state.upstream else state.policy.upstream.base_url,
+                "checked": "/healthz/upstream",
+            },
         }
         return JSONResponse(body, status_code=200 if runtime else 503)
 
