@@ -159,11 +159,13 @@ class TransformResult:
 
 
 def resolve_overlaps(decisions: Sequence[Decision]) -> list[Decision]:
-    """Keep a non-overlapping set: blocks first, then higher score, then the longer span."""
+    """Keep a non-overlapping set: blocks first, then any protective action before `allow` (an allowed
+    date must never shadow the phone number it overlaps), then higher score, then the longer span."""
     ranked = sorted(
         decisions,
         key=lambda d: (
             d.action != Action.BLOCK,
+            d.action == Action.ALLOW,
             -d.detection.score,
             -(d.detection.end - d.detection.start),
             d.detection.start,

@@ -415,3 +415,14 @@ def test_propagation_covers_case_variants_beyond_casefold() -> None:
     transformer = Transformer(TransformOptions(secret=SECRET))
     result = transformer.apply(["Iris wrote", "then ıris and IRIS"], [[decision("PERSON", 0, 4, 0.9)], []])
     assert result.texts == ["[PERSON_1] wrote", "then [PII] and [PERSON_1]"]
+
+
+def test_an_allowed_overlap_never_shadows_a_protected_value() -> None:
+    # A higher-scoring allowed DATE_TIME over part of a phone number must not let the number through.
+    transformer = Transformer(TransformOptions(secret=SECRET))
+    text = "reach me at 2023-555-0143 please"
+    allowed = decision("DATE_TIME", 12, 21, 0.85, Action.ALLOW)
+    phone = decision("PHONE_NUMBER", 12, 25, 0.75)
+    result = transformer.apply([text], [[allowed, phone]])
+    assert result.texts == ["reach me at [PHONE_NUMBER_1] please"]
+    assert "2023-555-0143" in result.mapping.protected
