@@ -260,7 +260,7 @@ class ChatStreamRestorer:
         self.answers = answers
         self._text: dict[tuple[int, str], Any] = {}
         self._arguments: dict[tuple[int, int], Any] = {}
-        self._template: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}
         # Whether the last `feed` changed the chunk; if not, the caller may relay the upstream's bytes.
         self.changed = False
 
@@ -269,7 +269,7 @@ class ChatStreamRestorer:
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             return chunk
-        self._template = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
+        self._last = chunk
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
@@ -277,14 +277,16 @@ class ChatStreamRestorer:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 delta = choice["delta"] = {}
-            for key in TEXT_MESSAGE_FIELDS:
-                if isinstance(delta.get(key), str):
+            # A delta holds one or two keys: walk those, not every field name it might have.
+            for key, value in list(delta.items()):
+                if key in TEXT_MESSAGE_FIELDS and isinstance(value, str):
                     self._rewrite(delta, key, self._stream(self._text, (index, key), self.answers.text))
-            for call in delta.get("tool_calls") or []:
-                function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    stream = self._stream(self._arguments, (index, call.get("index", 0)), self.answers.json)
-                    self._rewrite(function, "arguments", stream)
+                elif key == "tool_calls" and isinstance(value, list):
+                    for call in value:
+                        function = call.get("function") if isinstance(call, dict) else None
+                        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                            stream = self._stream(self._arguments, (index, call.get("index", 0)), self.answers.json)
+                            self._rewrite(function, "arguments", stream)
             if choice.get("finish_reason") is not None and self._release(index, delta):
                 self.changed = True
         return chunk
@@ -307,7 +309,8 @@ class ChatStreamRestorer:
                 choices.append({"index": index, "delta": delta, "finish_reason": None})
         if not choices:
             return None
-        return {**self._template, "choices": choices}
+        template = {k: self._last[k] for k in ("id", "object", "created", "model") if k in self._last}
+        return {**template, "choices": choices}
 
     @staticmethod
     def _stream(table: dict[Any, Any], key: Any, restorer: Restorer) -> Any:
