@@ -98,6 +98,8 @@ class BatchedReads:
             if reads:
                 yield reads
             last = batch[-1]
+            if isinstance(last, httpx.TimeoutException):
+                raise UpstreamError("the upstream stopped sending in time", code="upstream_timeout") from last
             if isinstance(last, httpx.HTTPError):
                 raise UpstreamError(
                     f"the upstream connection broke mid-stream ({type(last).__name__})", code="upstream_stream_broken"

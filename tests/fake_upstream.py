@@ -75,6 +75,7 @@ class Behaviour:
     stream_fault: str | None = None
     finish_length_at: int | None = None
     chunk_delay: float = 0.0
+    response_delay: float = 0.0  # seconds before any answer (status and headers included)
     tool_call: bool | None = None
     fragment_bytes: bool = False
 
@@ -327,6 +328,8 @@ class FakeUpstream:
             b = self._queue.popleft() if self._queue else self.default
             self._chat_count += 1
             k = self._chat_count
+        if b.response_delay:
+            await asyncio.sleep(b.response_delay)
         if b.status >= 400:
             return _error(b.status, headers=b.headers)
         try:

@@ -281,3 +281,17 @@ def test_restore_failure_withholds_the_answer_and_is_audited(
     assert_openai_error(response, 502, "restore_failed")
     record = last_audit(inprocess_proxy.audit_path)
     assert (record["decision"], record["fault"], record["upstream_status"]) == ("error", "restore_failed", 200)
+
+
+def test_upstream_timeouts_are_502_and_stream_error_events(inprocess_factory, upstream_server: FakeUpstream) -> None:
+    proxy = inprocess_factory(TEST_POLICY.replace("read: 10", "read: 0.5"))
+    upstream_server.push(Behaviour(response_delay=2.0))
+    error = assert_openai_error(post(proxy, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                                502, "upstream_timeout")
+    assert "127.0.0.1" not in error["message"]
+    upstream_server.push(Behaviour(chunk_delay=2.0))
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "a longer answer"}]}
+    with httpx.stream("POST", f"{proxy.base_url}/chat/completions", json=body, timeout=30) as response:
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert json.loads(events[-1])["error"]["code"] == "upstream_timeout"
+    assert last_audit(proxy.audit_path)["fault"] == "upstream_timeout"
