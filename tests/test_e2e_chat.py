@@ -34,10 +34,12 @@ def assert_nothing_leaked(fake: FakeUpstream) -> None:
             assert value.casefold() not in body and value.casefold() not in decoded, "a protected value left"
 
 
-def collect_stream(stream) -> tuple[dict[int, str], dict[int, str | None]]:
+def collect_stream(stream, chunks: list | None = None) -> tuple[dict[int, str], dict[int, str | None]]:
     texts: dict[int, str] = {}
     finish: dict[int, str | None] = {}
     for chunk in stream:
+        if chunks is not None:
+            chunks.append(chunk)
         for choice in chunk.choices:
             texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
             if choice.finish_reason:
@@ -62,9 +64,11 @@ def test_stream_two_choices_with_usage(proxy: ProxyProcess, fake: FakeUpstream) 
         n=2,
         stream_options={"include_usage": True},
     )
-    texts, finish = collect_stream(stream)
+    chunks: list = []
+    texts, finish = collect_stream(stream, chunks)
     assert texts == {0: PROMPT, 1: PROMPT}
     assert finish == {0: "stop", 1: "stop"}
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0  # the usage chunk, relayed
     assert_nothing_leaked(fake)
 
 
