@@ -67,3 +67,13 @@ def test_scan_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "5/5" in result.stdout and "line/s" in result.stdout
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert len(lines) == 5 and "[EMAIL_ADDRESS_1]" in json.loads(lines[0])["outbound"][0]
+
+
+def test_default_policy_catches_a_phone_number_without_context_words() -> None:
+    from privacy_proxy.policy.loader import load_policy
+    from privacy_proxy.runtime import Runtime
+    from privacy_proxy.scan import scan_item
+
+    runtime = Runtime.build(load_policy(ROOT / "policies/default.yaml"), b"k" * 32)
+    out = scan_item({"id": 1, "text": "I'm moving; call me at 212-555-0143. Order 12345678 totals 4500."}, runtime)
+    assert out["outbound"] == ["I'm moving; call me at [PHONE_NUMBER_1]. Order 12345678 totals 4500."]
