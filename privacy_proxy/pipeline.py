@@ -24,7 +24,7 @@ from privacy_proxy.openai.chat import ChatRequest
 from privacy_proxy.runtime import Runtime
 from sanitizers.guard import find_leaks
 from sanitizers.pseudonymize import TransformResult
-from sanitizers.types import Decision, Detection, Mapping
+from sanitizers.types import Detection, Mapping
 
 logger = logging.getLogger("privacy_proxy.pipeline")
 
@@ -89,7 +89,6 @@ class Exchange:
 @dataclass
 class Sanitized:
     detections: list[tuple[Detection, ...]]
-    decisions: list[list[Decision]]
     result: TransformResult
 
 
@@ -106,7 +105,7 @@ def sanitize_texts(runtime: Runtime, texts: list[str]) -> Sanitized:
         result = runtime.transformer.apply(texts, decisions)
     except Exception as exc:
         raise TransformError("rewriting the request failed; the request was not forwarded") from exc
-    return Sanitized(detections, decisions, result)
+    return Sanitized(detections, result)
 
 
 def guard(exchange: Exchange, outbound_body: Any) -> None:

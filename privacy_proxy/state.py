@@ -70,10 +70,6 @@ class ProxyState:
     def policy(self) -> Policy:
         return self.loaded.policy
 
-    async def start(self) -> None:
-        self.open()
-        await self.build()
-
     def open(self) -> None:
         """Open the audit log and create the upstream client (connects nothing). Fast; fails loudly."""
         audit = self.policy.audit

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -31,12 +30,12 @@ logger = logging.getLogger("privacy_proxy.streaming")
 DONE = b"data: [DONE]\n\n"
 
 
-def error_event(exc: ProxyError) -> bytes:
-    return encode_event(json.dumps(exc.body(), separators=(",", ":")))
-
-
 def _dump(payload: object) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_event(exc: ProxyError) -> bytes:
+    return _dump(exc.body())
 
 
 def _verbatim(data: str) -> bytes:

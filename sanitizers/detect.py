@@ -11,7 +11,7 @@ import threading
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import spacy
 import tldextract
@@ -55,7 +55,6 @@ class DetectorSettings:
     cache_size: int = 4096
     chunk_chars: int = 4000
     chunk_overlap: int = 100
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _lemma(word: str) -> str:
@@ -188,9 +187,6 @@ class Detector:
 
     def warm_up(self) -> None:
         self._analyze_uncached("Warm-up: mail a@example.com, call 212-555-0100, visit https://example.com today.")
-
-    def supported_entities(self) -> list[str]:
-        return sorted(self.engine.get_supported_entities(self.settings.language))
 
     def analyze(self, text: str) -> tuple[Detection, ...]:
         if not text.strip():

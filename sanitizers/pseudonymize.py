@@ -264,7 +264,7 @@ class Transformer:
             if action == Action.HASH:
                 token = self.keyed_hash(entity, value)
             elif self._surrogates is not None and self._surrogates.supports(entity):
-                token = self._unique_surrogate(entity, value, used, literal_text, protected_pattern)
+                token = self._unique_surrogate(entity, value, used, folded_text, protected_pattern)
                 result.mapping.restorable[token] = value
             else:
                 while True:
@@ -286,8 +286,10 @@ class Transformer:
                     protected_actions.setdefault(normalize_value(value), (decision.action, det.entity))
                     result.mapping.protected.add(value)
 
-        # Complete before any replacement is drawn; surrogates must not contain a protected value.
+        # Complete before any replacement is drawn; surrogates must not contain a protected value,
+        # nor anything the request already says.
         protected_pattern = value_pattern(list(result.mapping.protected)) if self._surrogates is not None else None
+        folded_text = literal_text.casefold() if self._surrogates is not None else ""
 
         if self.options.propagate and protected_actions:
             self._propagate(texts, spans, result, protected_actions)
@@ -307,17 +309,16 @@ class Transformer:
         return result
 
     def _unique_surrogate(
-        self, entity: str, value: str, used: set[str], literal_text: str, protected: re.Pattern[str] | None
+        self, entity: str, value: str, used: set[str], folded_text: str, protected: re.Pattern[str] | None
     ) -> str:
         assert self._surrogates is not None
-        lowered = literal_text.casefold()
         for attempt in range(32):
             token = self._surrogates.make(entity, value, attempt)
             key = normalize_value(token)
             # A surrogate holding a protected value ("Anna Smith" for "Smith") would trip the leak guard.
             if protected is not None and protected.search(token):
                 continue
-            if key not in used and key != normalize_value(value) and token.casefold() not in lowered:
+            if key not in used and key != normalize_value(value) and token.casefold() not in folded_text:
                 return token
         raise RuntimeError("could not draw a unique surrogate")
 
