@@ -18,8 +18,10 @@ def detector_settings(policy: Policy) -> DetectorSettings:
     detection = policy.detection
     thresholds = [detection.score_threshold, *detection.entity_thresholds.values()]
     return DetectorSettings(
-        language=detection.languages[0],
+        languages=tuple(detection.languages),
         ner=detection.ner,
+        ner_labels=dict(detection.ner_labels),
+        gazetteers=detection.gazetteers,
         entities=tuple(detection.entities),
         allow_list=tuple(detection.allow_list),
         min_score=min(thresholds),
@@ -74,6 +76,6 @@ class Runtime:
                 secret=secret,
             )
         )
-        # Presidio compiles its patterns lazily; pay that at start-up, not on the first request.
+        # Compile lazily built regexes and run the NER once at start-up, not on the first request.
         detector.warm_up()
         return cls(policy, loaded.sha256, detector, CompiledRules.from_policy(policy), transformer)

@@ -1,7 +1,16 @@
-"""Detection: a presidio-analyzer engine that works offline, behind a per-segment cache.
+"""Detection: the fast pattern tier, an NER model and the name gazetteers, behind a per-segment cache.
 
-`Detector.analyze(text) -> list[Detection]` returns positions, entity types and scores — never the
-matched text — so nothing downstream can leak a value by logging a detection.
+`Detector.analyze(text) -> tuple[Detection, ...]` returns positions, entity types and scores — never
+the matched text — so nothing downstream can leak a value by logging a detection.
+
+Steps per segment (each documented where it lives):
+1. language — which configured language the text is in (`sanitizers.language`), to pick its NER;
+2. chunk — long text is cut into overlapping windows so every step stays linear;
+3. patterns — regexes with validators and context words (`sanitizers.recognizers`);
+4. NER — the policy's model (`sanitizers.ner.loader`), plus the name/NRP gazetteers;
+5. merge — same-type overlapping model spans are united (a name half-found is a name leaked),
+   spans without letters are dropped, thresholds, entity filter and allow list applied;
+6. stitch — matches a chunk edge cut in two are dropped in favour of the whole one.
 """
 
 from __future__ import annotations
@@ -10,24 +19,24 @@ import logging
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-import spacy
-import tldextract
-from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
-from presidio_analyzer.predefined_recognizers import EmailRecognizer
+from sanitizers._light_imports import import_nlp_libraries
 
-from sanitizers.types import Detection
+import_nlp_libraries()  # before anything imports spaCy or Presidio
+
+from sanitizers.language import guess_language  # noqa: E402
+from sanitizers.ner import NerModel, NerSpan, NerUnavailable  # noqa: E402
+from sanitizers.ner.gazetteer import NameGazetteer  # noqa: E402
+from sanitizers.ner.loader import load_ner  # noqa: E402
+from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
+from sanitizers.recognizers import PatternTier  # noqa: E402
+from sanitizers.types import Detection  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-# The bundled public-suffix snapshot; an empty URL tuple means tldextract never fetches the list.
-_OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-# Predefined recognizers whose entities come from an NER model; without one they find nothing.
-_NER_RECOGNIZERS = {"SpacyRecognizer"}
+__all__ = ["CustomRecognizer", "Detector", "DetectorConfigError", "DetectorSettings", "chunk_spans"]
 
 
 class DetectorConfigError(ValueError):
@@ -35,19 +44,12 @@ class DetectorConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class CustomRecognizer:
-    name: str
-    entity: str
-    patterns: Sequence[tuple[str, str, float]] = ()  # (name, regex, score)
-    context: Sequence[str] = ()
-    deny_list: Sequence[str] = ()
-    deny_list_score: float = 1.0
-
-
-@dataclass(frozen=True)
 class DetectorSettings:
-    language: str = "en"
-    ner: str = "none"
+    languages: Sequence[str] = ("en",)
+    # One NER spec for every text, or one per language; see sanitizers.ner.loader for the forms.
+    ner: str | Mapping[str, str] = "none"
+    ner_labels: Mapping[str, str] = field(default_factory=dict)
+    gazetteers: bool = True
     entities: Sequence[str] = ()
     allow_list: Sequence[str] = ()
     min_score: float = 0.0
@@ -57,105 +59,36 @@ class DetectorSettings:
     chunk_overlap: int = 100
 
 
-def _lemma(word: str) -> str:
-    """A tiny English lemmatizer: enough for context words ("phones" → "phone", "cards" → "card")."""
-    lower = word.lower()
-    if len(lower) > 4 and lower.endswith("ies"):
-        return lower[:-3] + "y"
-    if len(lower) > 4 and lower.endswith(("ses", "xes", "zes", "ches", "shes")):
-        return lower[:-2]
-    if len(lower) > 3 and lower.endswith("s") and not lower.endswith(("ss", "us", "is")):
-        return lower[:-1]
-    return lower
+def _load_models(settings: DetectorSettings) -> dict[str, NerModel]:
+    """Language → NER model. One spec shared by all languages loads one model."""
+    specs = settings.ner if isinstance(settings.ner, Mapping) else dict.fromkeys(settings.languages, settings.ner)
+    loaded: dict[str, NerModel | None] = {}
+    models: dict[str, NerModel] = {}
+    for language, spec in specs.items():
+        if spec not in loaded:
+            try:
+                loaded[spec] = load_ner(spec, settings.ner_labels)
+            except NerUnavailable as exc:
+                raise DetectorConfigError(f"detection.ner: {spec!r}: {exc}") from None
+        model = loaded[spec]
+        if model is not None:
+            models[language] = model
+    return models
 
 
-class BlankSpacyNlpEngine(NlpEngine):
-    """Tokens and lemmas from a blank spaCy pipeline: no model, no download, no NER."""
-
-    def __init__(self, languages: Iterable[str] = ("en",)) -> None:
-        self.nlp = {}
-        for language in languages:
-            nlp = spacy.blank(language)
-            nlp.max_length = 10**9  # chunking bounds the size; the blank tokenizer is linear
-            self.nlp[language] = nlp
-
-    def load(self) -> None:  # built in __init__
-        return None
-
-    def is_loaded(self) -> bool:
-        return True
-
-    def process_text(self, text: str, language: str) -> NlpArtifacts:
-        doc = self.nlp[language].make_doc(text)
-        # Presidio's context enhancer walks the tokens once per match; iterating a Doc builds new
-        # Token objects every time (quadratic churn), so hand it each token once, in a list.
-        tokens = list(doc)
-        return NlpArtifacts(
-            entities=[],
-            tokens=tokens,  # type: ignore[arg-type]
-            tokens_indices=[token.idx for token in tokens],
-            lemmas=[_lemma(token.text) for token in tokens],
-            nlp_engine=self,
-            language=language,
-        )
-
-    def process_batch(self, texts: Iterable[str], language: str, **_: object) -> Iterator[tuple[str, NlpArtifacts]]:
-        for text in texts:
-            yield text, self.process_text(text, language)
-
-    def is_stopword(self, word: str, language: str) -> bool:
-        return self.nlp[language].vocab[word].is_stop
-
-    def is_punct(self, word: str, language: str) -> bool:
-        return self.nlp[language].vocab[word].is_punct
-
-    def get_supported_entities(self) -> list[str]:
-        return []
-
-    def get_supported_languages(self) -> list[str]:
-        return list(self.nlp)
-
-
-class OfflineEmailRecognizer(EmailRecognizer):
-    """Presidio's email recognizer with the top-level-domain check done on the bundled suffix list."""
-
-    def validate_result(self, pattern_text: str) -> bool:
-        return bool(_OFFLINE_TLD(pattern_text).suffix)
-
-
-def _custom_recognizer(spec: CustomRecognizer, language: str) -> PatternRecognizer:
-    return PatternRecognizer(
-        supported_entity=spec.entity,
-        name=spec.name,
-        supported_language=language,
-        patterns=[Pattern(name, regex, score) for name, regex, score in spec.patterns] or None,
-        deny_list=list(spec.deny_list) or None,
-        deny_list_score=spec.deny_list_score,
-        context=list(spec.context) or None,
-    )
-
-
-def build_analyzer(settings: DetectorSettings) -> AnalyzerEngine:
-    if settings.ner != "none":
-        raise DetectorConfigError(
-            f"detection.ner: {settings.ner!r} is not available in this build; use 'none' "
-            "(pattern recognizers only)"
-        )
-    language = settings.language
-    registry = RecognizerRegistry(supported_languages=[language])
-    registry.load_predefined_recognizers(languages=[language])
-    for recognizer in list(registry.recognizers):
-        if recognizer.name in _NER_RECOGNIZERS or isinstance(recognizer, EmailRecognizer):
-            registry.remove_recognizer(recognizer.name)
-    registry.add_recognizer(OfflineEmailRecognizer(supported_language=language))
-    for spec in settings.custom:
-        registry.add_recognizer(_custom_recognizer(spec, language))
-    return AnalyzerEngine(
-        registry=registry,
-        nlp_engine=BlankSpacyNlpEngine([language]),
-        supported_languages=[language],
-        default_score_threshold=settings.min_score,
-    )
+def _union_same_entity(spans: list[tuple[NerSpan, str]]) -> list[tuple[NerSpan, str]]:
+    """Overlapping spans of one entity type become their union with the best score: the model saw
+    "Faina D." and the gazetteer "Faina D. Yefremova" — protect the whole name. The recognizer named
+    is the best-scoring contributor's."""
+    merged: list[tuple[NerSpan, str]] = []
+    for span, source in sorted(spans, key=lambda item: (item[0].label, item[0].start, -item[0].end)):
+        if merged and merged[-1][0].label == span.label and span.start < merged[-1][0].end:
+            last, last_source = merged[-1]
+            union = NerSpan(last.label, last.start, max(last.end, span.end), max(last.score, span.score))
+            merged[-1] = (union, last_source if last.score >= span.score else source)
+        else:
+            merged.append((span, source))
+    return merged
 
 
 def chunk_spans(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -174,19 +107,33 @@ def chunk_spans(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
 
 
 class Detector:
-    """Thread-safe: the engine is read-only after construction; the cache has its own lock."""
+    """Thread-safe: the engines are read-only after construction; the cache and each NER model have a lock."""
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
-        self.engine = build_analyzer(settings)
-        self.entities = list(settings.entities) or None
+        self.languages = tuple(settings.languages)
+        self.patterns = PatternTier(
+            languages=self.languages,
+            custom=tuple(settings.custom),
+            allow_list=tuple(settings.allow_list),
+            entities=tuple(settings.entities) or None,
+        )
+        self.models = _load_models(settings)
+        # spaCy pipelines are not documented as thread-safe; one call at a time per model.
+        self._model_locks = {id(model): threading.Lock() for model in self.models.values()}
+        self.gazetteer = NameGazetteer() if settings.gazetteers else None
+        self.entities = frozenset(settings.entities)
+        self.allow = frozenset(value.casefold() for value in settings.allow_list)
         self._cache: OrderedDict[str, tuple[Detection, ...]] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_hits = 0
         self.cache_misses = 0
 
     def warm_up(self) -> None:
-        self._analyze_uncached("Warm-up: mail a@example.com, call 212-555-0100, visit https://example.com today.")
+        self._analyze_uncached(
+            "Warm-up: Maria Keller of Acme Corp in Berlin mails a@example.com, calls 212-555-0100, "
+            "visits https://example.com today."
+        )
 
     def analyze(self, text: str) -> tuple[Detection, ...]:
         if not text.strip():
@@ -207,29 +154,46 @@ class Detector:
         return result
 
     def _analyze_uncached(self, text: str) -> tuple[Detection, ...]:
+        model = self.models.get(guess_language(text, self.languages)) if self.models else None
         spans = chunk_spans(len(text), self.settings.chunk_chars, self.settings.chunk_overlap)
         # (entity, start, end) → best (score, recognizer), and which chunks reported the span.
         best: dict[tuple[str, int, int], tuple[float, str]] = {}
         seen_in: dict[tuple[str, int, int], list[int]] = {}
         for number, (chunk_start, chunk_end) in enumerate(spans):
-            results = self.engine.analyze(
-                text=text[chunk_start:chunk_end],
-                language=self.settings.language,
-                entities=self.entities,
-                allow_list=list(self.settings.allow_list) or None,
-            )
-            for result in results:
-                key = (result.entity_type, result.start + chunk_start, result.end + chunk_start)
-                recognizer = (result.recognition_metadata or {}).get("recognizer_name", "")
-                score = round(float(result.score), 4)
+            chunk = text[chunk_start:chunk_end]
+            for detection in self._detect_chunk(chunk, model):
+                if detection.score < self.settings.min_score:
+                    continue
+                key = (detection.entity, detection.start + chunk_start, detection.end + chunk_start)
+                score = round(float(detection.score), 4)
                 # The same span seen by two chunks may score differently (context words in range): keep the best.
                 if key not in best or score > best[key][0]:
-                    best[key] = (score, recognizer)
+                    best[key] = (score, detection.recognizer)
                 seen_in.setdefault(key, []).append(number)
         if len(spans) > 1:
             self._drop_cut_matches(spans, best, seen_in)
         found = [Detection(entity, start, end, score, recognizer) for (entity, start, end), (score, recognizer) in best.items()]
         return tuple(sorted(found, key=lambda d: (d.start, -d.end, d.entity)))
+
+    def _detect_chunk(self, chunk: str, model: NerModel | None) -> list[Detection]:
+        detections = list(self.patterns.analyze(chunk))
+        found: list[tuple[NerSpan, str]] = []
+        if model is not None:
+            with self._model_locks[id(model)]:
+                found.extend((span, model.name) for span in model.predict(chunk))
+        if self.gazetteer is not None:
+            found.extend((span, self.gazetteer.name) for span in self.gazetteer.predict(chunk))
+        for span, source in _union_same_entity(found):
+            value = chunk[span.start : span.end]
+            # Digits or punctuation alone are never a name, place or organization ("PERSON: 1985").
+            if not any(ch.isalpha() for ch in value):
+                continue
+            if self.entities and span.label not in self.entities:
+                continue
+            if value.casefold() in self.allow:
+                continue
+            detections.append(Detection(span.label, span.start, span.end, span.score, source))
+        return detections
 
     @staticmethod
     def _drop_cut_matches(

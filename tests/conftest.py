@@ -163,12 +163,15 @@ def finish_proxy(proxy: ProxyProcess) -> None:
     assert not violations, f"the proxy tried to reach the network outside loopback:\n{violations}"
 
 
-# A test policy: the default's rules plus deny-list names, so PERSON detection needs no NER model.
+# A test policy: the default's rules plus deny-list names, so PERSON detection is exact and needs no
+# NER model (tests of the NER path use the shipped policies).
 TEST_POLICY = """
 name: test
 upstream: {base_url: "http://127.0.0.1:1/v1", timeouts: {connect: 2, read: 10, write: 10, pool: 5}}
 server: {max_body_bytes: 262144}
 detection:
+  ner: none
+  entity_thresholds: {PHONE_NUMBER: 0.4}  # as in the default policy: validated numbers need no context word
   recognizers:
     - name: test_names
       entity: PERSON

@@ -190,6 +190,7 @@ def test_valid_optional_fields() -> None:
 POLICY = """
 name: chat-test
 detection:
+  ner: none
   recognizers:
     - {name: names, entity: PERSON, deny_list: ["Jane Doe", "Bob Stone"]}
 rules:

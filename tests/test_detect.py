@@ -35,6 +35,8 @@ def detectors() -> Iterator[dict[str, Detector]]:
     with guard.capture() as attempts:
         built = {
             "main": Detector(DetectorSettings(min_score=0.5, custom=CUSTOM)),
+            # Without the name gazetteer, so deny-list semantics are seen alone.
+            "deny_only": Detector(DetectorSettings(min_score=0.5, custom=CUSTOM, gazetteers=False)),
             "emails": Detector(
                 DetectorSettings(entities=("EMAIL_ADDRESS",), chunk_chars=1000, chunk_overlap=100, cache_size=0)
             ),
@@ -90,9 +92,21 @@ def test_a_fresh_process_builds_and_detects_without_network(tmp_path: Path) -> N
     assert "NOT installed" not in done.stderr
 
 
-def test_ner_models_are_refused_at_build_time() -> None:
-    with pytest.raises(DetectorConfigError, match="detection.ner"):
-        Detector(DetectorSettings(ner="spacy:en_core_web_lg"))
+@pytest.mark.parametrize(
+    ("spec", "advice"),
+    [
+        ("spacy:en_core_web_lg", "pip install"),
+        ("spacy:/nonexistent/model", "/nonexistent/model"),
+        ("transformers:/nonexistent/model", "/nonexistent/model"),
+        ("transformers:dslim/bert-base-NER", "dslim/bert-base-NER"),
+    ],
+)
+def test_a_missing_ner_model_is_a_build_error_naming_the_fix(spec: str, advice: str) -> None:
+    with guard.capture() as attempts:
+        with pytest.raises(DetectorConfigError, match="detection.ner") as error:
+            Detector(DetectorSettings(ner=spec))
+    assert advice in str(error.value)
+    assert attempts == []  # refused, never downloaded
 
 
 # --- recognizers -------------------------------------------------------------------------------
@@ -110,8 +124,10 @@ def test_custom_pattern_needs_its_context_words(detectors: dict[str, Detector]) 
 
 def test_deny_list_is_case_insensitive_and_whole_word(detectors: dict[str, Detector]) -> None:
     text = "John Smith met JOHN SMITH and zoë müller-lüdenscheidt, not John Smithson."
-    persons = [value for entity, value in found(detectors["main"], text) if entity == "PERSON"]
+    persons = [value for entity, value in found(detectors["deny_only"], text) if entity == "PERSON"]
     assert persons == ["John Smith", "JOHN SMITH", "zoë müller-lüdenscheidt"]
+    # The gazetteer, on top, also knows "John Smithson" is a name.
+    assert "John Smithson" in [value for entity, value in found(detectors["main"], text) if entity == "PERSON"]
 
 
 def test_allow_list_values_are_not_reported(detectors: dict[str, Detector]) -> None:

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICY = r"""
 name: scan-test
 detection:
+  ner: none
+  gazetteers: false  # names come from the deny list only, so the trace is exact
   score_threshold: 0.5
   entity_thresholds: {EMPLOYEE_ID: 0.8}
   recognizers:
@@ -117,8 +119,9 @@ def test_bad_lines_give_a_block_line_and_processing_continues(runtime: Runtime) 
 
 
 def test_explain_adds_a_trace_with_rules_and_outcomes(runtime: Runtime) -> None:
-    # "bob  stone" (two spaces) escapes the deny list; propagation protects it.
-    text = "Bob Stone <bob@corp.example.com> employee EMP-123456, later bob  stone"
+    # "bob  stone" (two spaces) escapes the deny list; propagation protects it. The allowed link holds a
+    # badge id: the protective action wins the overlap.
+    text = "Bob Stone <bob@corp.example.com> employee EMP-123456, later bob  stone, see https://hr.example.com/BDG-1234"
     (out,) = scan(runtime, {"id": "e", "text": text}, explain=True)
     trace = out["trace"]
     steps = {(s["type"], text[s["start"] : s["end"]], s["rule"], s["outcome"]) for s in trace}
@@ -130,7 +133,9 @@ def test_explain_adds_a_trace_with_rules_and_outcomes(runtime: Runtime) -> None:
     assert overlapped and all(s["type"] == "URL" and s["rule"] == "allow-links" for s in overlapped)
     below = next(s for s in trace if s["outcome"] == "below_threshold")
     assert below["threshold"] == 0.8 and below["score"] < 0.8 and below["recognizer"] == "employee_ids"
-    assert out["outbound"] == ["[PERSON_1] <[EMAIL_ADDRESS_1]> employee EMP-123456, later [PERSON_1]"]
+    assert out["outbound"] == [
+        "[PERSON_1] <[EMAIL_ADDRESS_1]> employee EMP-123456, later [PERSON_1], see https://hr.example.com/[BADGE_ID_1]"
+    ]
     # Without --explain there is no trace.
     assert "trace" not in scan(runtime, {"id": "e", "text": text})[0]
 

@@ -78,10 +78,20 @@ class RecognizerSpec(Strict):
         return self
 
 
+NER_SPEC = re.compile(r"^(none|builtin(:fast|:accurate)?|spacy:.+|transformers:.+)$")
+
+
 class DetectionSettings(Strict):
-    languages: list[Literal["en"]] = ["en"]
-    # NER slot: "none" (patterns only); trained models plug in here.
-    ner: str = "none"
+    # Languages whose pattern recognizers and context words are enabled; the first is the fallback
+    # when a text's language cannot be told.
+    languages: list[Literal["en", "de", "fr", "es"]] = Field(["en"], min_length=1)
+    # The NER model: one spec for every text, or one per language ({en: builtin, de: "spacy:de_core_news_md"}).
+    # Specs: none | builtin | builtin:fast | builtin:accurate | spacy:<package-or-path> | transformers:<path>.
+    ner: str | dict[str, str] = "builtin"
+    # For spacy:/transformers: models, the model's labels → proxy entity names (PER: PERSON, ...).
+    ner_labels: dict[str, str] = {}
+    # Name gazetteers: first/last names and cue phrases ("my name is", "Dear") → PERSON; NRP word list.
+    gazetteers: bool = True
     score_threshold: float = Field(0.5, ge=0, le=1)
     entity_thresholds: dict[str, float] = {}
     # Restrict detection to these entity types (empty: every type a recognizer knows).
@@ -95,9 +105,19 @@ class DetectionSettings(Strict):
 
     @field_validator("ner")
     @classmethod
-    def _known_ner(cls, value: str) -> str:
-        if value != "none" and not re.match(r"^(spacy|transformers|builtin)(:.+)?$", value):
-            raise ValueError("must be 'none', 'builtin', 'spacy:<name-or-path>' or 'transformers:<path>'")
+    def _known_ner(cls, value: str | dict[str, str], info: ValidationInfo) -> str | dict[str, str]:
+        specs = value.values() if isinstance(value, dict) else [value]
+        for spec in specs:
+            if not NER_SPEC.match(spec):
+                raise ValueError(
+                    f"{spec!r}: must be 'none', 'builtin', 'builtin:fast', 'builtin:accurate', "
+                    "'spacy:<package-or-path>' or 'transformers:<path>'"
+                )
+        languages = info.data.get("languages") or []
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(languages))
+            if unknown:
+                raise ValueError(f"languages {unknown} are not in detection.languages {languages}")
         return value
 
     @field_validator("chunk_overlap")

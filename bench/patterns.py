@@ -1,0 +1,199 @@
+"""Pattern tier vs Presidio: speed and recall on the same texts.
+
+    .venv/bin/python bench/patterns.py [--data PATH] [--samples N] [--repeat R] [--out PATH]
+
+Engines
+-------
+- ``presidio``: Presidio's `AnalyzerEngine` with its predefined English recognizers minus the NER one,
+  on the blank spaCy pipeline (`sanitizers.presidio_engine.build_presidio_analyzer`), threshold 0.
+- ``tier``: `sanitizers.recognizers.PatternTier(languages=("en",))`. Its phone-number memo is cleared
+  before every pass, so no pass profits from numbers parsed in an earlier one.
+
+Corpora
+-------
+- ``synth``: the first N texts of presidio-research's synthetic dataset (short, dense with PII).
+- ``chat``: ~1 KB chat-like texts: dataset texts in order, interleaved with fixed conversational lines
+  ("User: …" / "Assistant: …"), cut at the first line ending after 1,000 characters; N / 10 of them.
+
+Speed: single-threaded, each engine analyzes the whole corpus `repeat` times, one text after the
+other; the fastest pass (CPU time) counts. Builds and one warm-up pass over the corpus are excluded
+(warm-up fills lazily compiled patterns on both sides). chars/s = characters / pass time.
+
+Recall: every (entity, start, end) Presidio reports with score ≥ 0.4 is looked up among the tier's
+results (score ≥ 0.4 too). Misses are listed by kind: ``url_in_email`` and ``nhs_on_us_phone`` are
+the tier's documented false-positive fixes; anything else is a real miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sanitizers.presidio_engine import build_presidio_analyzer  # noqa: E402
+from sanitizers.recognizers import PatternTier  # noqa: E402
+from sanitizers.recognizers.validators import is_us_phone  # noqa: E402
+
+DEFAULT_DATA = Path("/work/shared/data/presidio_synth/synth_dataset_v2.json")
+THRESHOLD = 0.4
+FILLER = (
+    "User: Hi, I need some help drafting a reply to a customer. Here is what they wrote:",
+    "Assistant: Sure, happy to help. Could you share the details you want to include?",
+    "User: Please keep it short and friendly, and mention that we will follow up next week.",
+    "Assistant: Understood. I will also summarise the main points so nothing gets lost.",
+    "User: Also add the reference details below so the team can find the case quickly.",
+    "Assistant: Here is a draft you can adapt before sending it out to the customer today.",
+)
+
+
+def load_texts(path: Path, samples: int) -> list[str]:
+    records = json.loads(path.read_text(encoding="utf-8"))
+    return [record["full_text"] for record in records[:samples]]
+
+
+def chat_texts(texts: list[str], count: int) -> list[str]:
+    """~1 KB conversations: dataset texts between fixed filler lines, in order."""
+    built: list[str] = []
+    lines: list[str] = []
+    size = 0
+    filler = 0
+    for text in texts * 10:
+        for line in (FILLER[filler % len(FILLER)], f"User: {text}"):
+            lines.append(line)
+            size += len(line) + 1
+        filler += 1
+        if size >= 1000:
+            built.append("\n".join(lines))
+            lines, size = [], 0
+            if len(built) == count:
+                break
+    return built
+
+
+def time_passes(analyze: Callable[[str], Any], texts: list[str], repeat: int,
+                before: Callable[[], None] = lambda: None) -> tuple[float, list[Any]]:
+    """The fastest of `repeat` passes (CPU seconds), and the last pass's results."""
+    best = float("inf")
+    results: list[Any] = []
+    for _ in range(repeat):
+        before()
+        started = time.process_time()
+        results = [analyze(text) for text in texts]
+        best = min(best, time.process_time() - started)
+    return best, results
+
+
+def miss_kind(text: str, entity: str, start: int, end: int, tier_spans: set[tuple[str, int, int]]) -> str:
+    if entity == "URL" and any(e == "EMAIL_ADDRESS" and s <= start and end <= f for e, s, f in tier_spans):
+        return "url_in_email"
+    if entity == "UK_NHS" and is_us_phone(text[start:end]):
+        return "nhs_on_us_phone"
+    return "other"
+
+
+def compare(texts: list[str], presidio: list[Any], tier: list[Any]) -> dict[str, Any]:
+    wanted = found = 0
+    misses: Counter[str] = Counter()
+    examples: list[dict[str, Any]] = []
+    extra = 0
+    for text, theirs, ours in zip(texts, presidio, tier):
+        ours_ok = {(d.entity, d.start, d.end) for d in ours if d.score >= THRESHOLD}
+        spans = {(d.entity, d.start, d.end) for d in ours}
+        theirs_ok = {(r.entity_type, r.start, r.end) for r in theirs if r.score >= THRESHOLD}
+        for key in theirs_ok:
+            wanted += 1
+            if key in ours_ok:
+                found += 1
+                continue
+            kind = miss_kind(text, *key, spans)
+            misses[kind] += 1
+            if kind == "other" and len(examples) < 20:
+                examples.append({"entity": key[0], "value": text[key[1] : key[2]]})
+        extra += len(ours_ok - theirs_ok)
+    return {
+        "presidio_spans": wanted,
+        "found": found,
+        "recall_vs_presidio": round(found / wanted, 4) if wanted else 1.0,
+        "misses": dict(misses),
+        "other_miss_examples": examples,
+        "tier_extra_spans": extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "patterns.json")
+    args = parser.parse_args(argv)
+
+    texts = load_texts(args.data, args.samples)
+    corpora = {"synth": texts, "chat": chat_texts(texts, max(1, args.samples // 10))}
+
+    started = time.perf_counter()
+    presidio = build_presidio_analyzer(("en",))
+    presidio_build = time.perf_counter() - started
+    started = time.perf_counter()
+    tier = PatternTier(languages=("en",))
+    tier_build = time.perf_counter() - started
+
+    rows = []
+    report: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "build_s": {"presidio": round(presidio_build, 3), "tier": round(tier_build, 3)},
+        "threshold": THRESHOLD,
+        "corpora": {},
+    }
+    for name, corpus in corpora.items():
+        chars = sum(map(len, corpus))
+        analyze_presidio = lambda text: presidio.analyze(text, language="en")  # noqa: E731
+        for text in corpus:  # warm-up
+            analyze_presidio(text)
+            tier.analyze(text)
+        presidio_s, presidio_results = time_passes(analyze_presidio, corpus, args.repeat)
+        tier_s, tier_results = time_passes(tier.analyze, corpus, args.repeat, tier.phone.clear_memo)
+        recall = compare(corpus, presidio_results, tier_results)
+        entry = {
+            "texts": len(corpus),
+            "chars": chars,
+            "mean_chars": round(chars / len(corpus), 1),
+            "presidio": {"seconds": round(presidio_s, 4), "chars_per_s": round(chars / presidio_s),
+                         "us_per_char": round(presidio_s * 1e6 / chars, 3)},
+            "tier": {"seconds": round(tier_s, 4), "chars_per_s": round(chars / tier_s),
+                     "us_per_char": round(tier_s * 1e6 / chars, 3)},
+            "speedup": round(presidio_s / tier_s, 1),
+            "recall": recall,
+        }
+        report["corpora"][name] = entry
+        rows.append((name, entry))
+
+    print(f"build: presidio {presidio_build:.2f} s, tier {tier_build:.2f} s (imports excluded)")
+    print(f"{'corpus':8} {'texts':>5} {'chars':>8} {'presidio µs/char':>17} {'tier µs/char':>13} {'speedup':>8} "
+          f"{'recall':>7} {'misses (kind)':<30} {'extra':>5}")
+    for name, entry in rows:
+        recall = entry["recall"]
+        misses = ", ".join(f"{k}={v}" for k, v in recall["misses"].items()) or "-"
+        print(f"{name:8} {entry['texts']:>5} {entry['chars']:>8} {entry['presidio']['us_per_char']:>17.2f} "
+              f"{entry['tier']['us_per_char']:>13.3f} {entry['speedup']:>7.1f}x {recall['recall_vs_presidio']:>7.3f} "
+              f"{misses:<30} {recall['tier_extra_spans']:>5}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

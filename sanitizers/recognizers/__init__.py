@@ -1,0 +1,27 @@
+"""The fast pattern tier: Presidio's pattern recognizers, run ≥ 10× faster with the same findings.
+
+    tier = PatternTier(languages=("en", "de"), custom=(CustomSpec(...),), allow_list=(), entities=None)
+    tier.analyze(text) -> list[Detection]
+
+Modules: `tier` (the engine and Presidio's overlap rules), `patterns` (regex shape analysis and
+windowed matching), `phone` (libphonenumber on candidate windows), `context` (context words without
+spaCy), `deny` (Aho-Corasick deny lists), `validators`, `languages` (per-language recognizers,
+context words and `LANGUAGE_COVERAGE`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanitizers.recognizers.tier import CustomSpec, PatternTier, remove_duplicates
+
+__all__ = ["LANGUAGE_COVERAGE", "CustomSpec", "PatternTier", "remove_duplicates"]
+
+
+def __getattr__(name: str) -> Any:
+    # Computed on first use: it instantiates every language's recognizers (~0.1 s).
+    if name == "LANGUAGE_COVERAGE":
+        from sanitizers.recognizers.languages import coverage
+
+        return coverage()
+    raise AttributeError(name)

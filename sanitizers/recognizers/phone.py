@@ -1,0 +1,315 @@
+"""Phone numbers as Presidio's `PhoneRecognizer` finds them, without scanning the whole text 8 times.
+
+Presidio runs libphonenumber's `PhoneNumberMatcher` over the whole text once per region (US, GB, DE,
+FR, IL, IN, CA, BR), leniency VALID, and scores every match 0.4 before context words. Here:
+
+1. **Windows.** A matcher candidate is a run of the characters its pattern can consume (digits,
+   phone punctuation, extension words) holding a digit. The text is cut into such runs (with
+   `sanitizers.recognizers.patterns`, exact by construction) and the real matcher runs on each run
+   plus a few characters either side, which are what it inspects around a candidate (the previous
+   and next character, a ":mm" time-stamp suffix). Matches outside the run proper are dropped.
+2. **No hopeless parses.** A candidate whose digits are too few to be a valid number for the region
+   (fewer than its shortest national number, or than an international prefix + country code + the
+   shortest number anywhere) is rejected before `parse`, which is where the matcher spends its time.
+3. **Memo.** Parse-and-verify outcomes are cached per (candidate, region, neighbouring characters):
+   a conversation re-sends the same numbers on every turn.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Iterable
+from itertools import accumulate
+from typing import Any
+
+import phonenumbers
+from phonenumbers import PhoneNumberMatcher, phonenumbermatcher, phonenumberutil, re_util
+from phonenumbers.phonemetadata import PhoneMetadata
+
+from sanitizers.recognizers.patterns import Occurrences, WindowedPattern
+from sanitizers.recognizers.shape import ShapeError, analyze_shape
+
+DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
+LENIENCY = 1  # Leniency.VALID, PhoneRecognizer's default
+_CONTEXT_CHARS = 4  # previous/next character and the ":mm" time-stamp check
+_PLUS = ("+", "\uff0b")
+_NUMBER_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip",
+                 "pager", "uan", "voicemail")
+# Characters (besides letters) that can introduce an extension in parse's extension patterns.
+_EXTENSION_MARKS = re.compile("[#;,~\uff03\uff5e]")
+_DIGITS = re.compile(r"\d+")
+_LETTER = re.compile(r"[^\W\d_]")
+# Without letters, the matcher's extension patterns need one of these ("… # 123", "… ~ 45").
+_EXTENSION_LABELS = re.compile("[#~\uff03\uff5e]")
+# The matcher's candidate pattern takes at most 21 blocks of at most 20 digits.
+_LONGEST_CANDIDATE_RUN = 400
+_CORE = re.compile(r"\d.*\d|\d", re.DOTALL)  # first digit to last digit
+
+
+def _ascii_digits(text: str) -> str:
+    digits = "".join(_DIGITS.findall(text))
+    return digits if digits.isascii() else "".join(str(unicodedata.decimal(ch)) for ch in digits)
+
+
+def _digit_count(text: str) -> int:
+    return sum(ch.isdecimal() or ch.isalpha() for ch in text)  # letters may become digits
+
+
+def _shortest_number(region: str) -> int:
+    metadata = PhoneMetadata.metadata_for_region(region)
+    lengths = metadata.general_desc.possible_length if metadata and metadata.general_desc else ()
+    return min(lengths or (1,))
+
+
+def _shortest_idd(region: str) -> int:
+    """Digits in the shortest international dialling prefix of `region` ("00" → 2, "011" → 3)."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    prefix = (metadata.international_prefix or "") if metadata else ""
+    if prefix.isdigit():
+        return len(prefix)
+    return 1 if prefix else 0  # a pattern: at least one digit (a safe lower bound)
+
+
+class _Memo:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+
+class _Region:
+    """What a candidate needs before `parse` can find a valid number of this region in it.
+
+    Without '+', an international prefix or letters, `parse` reads the candidate's digits as a
+    national number: it may strip this country's calling code and a national (or carrier) prefix
+    from the front, and an extension from the back — nothing else. `is_valid_number` then needs the
+    rest, the national significant number (NSN), to have one of the region's possible lengths and to
+    fullmatch one of its number-type patterns (fixed line, mobile, …; any region sharing the
+    calling code counts). So the NSN is the candidate's digits less at most `strip` leading ones
+    (and, past an extension mark, less an extension)."""
+
+    def __init__(self, region: str) -> None:
+        self.code = region
+        metadata = PhoneMetadata.metadata_for_region(region)
+        # An international dialling prefix (e.g. "011 44 …") can lead to any country's numbers.
+        self.idd = re.compile(metadata.international_prefix) if metadata and metadata.international_prefix else None
+        self.min_digits = min(_shortest_number(region), _shortest_idd(region) + 1 + _global_shortest())
+        # The calling code, then a national prefix twice (once while extracting the calling code,
+        # once more on the national number: "49 0 0 948…" parses as a German 948…).
+        self.strip = len(str(metadata.country_code)) + 2 * _prefix_width(metadata.national_prefix_for_parsing)
+        siblings = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,))
+        patterns, lengths = [], []
+        for sibling in siblings:
+            desc = PhoneMetadata.metadata_for_region(sibling)
+            if desc is None or desc.general_desc is None:
+                continue
+            lengths.extend(desc.general_desc.possible_length or (1, 99))
+            for kind in _NUMBER_TYPES:
+                number_desc = getattr(desc, kind, None)
+                if number_desc is not None and number_desc.national_number_pattern:
+                    patterns.append(f"(?:{number_desc.national_number_pattern})")
+        self.shortest, self.longest = (min(lengths), max(lengths)) if lengths else (1, 99)
+        # Metadata patterns have no anchors or look-arounds: an unanchored search finds a substring.
+        self.full = re.compile("|".join(patterns)) if patterns else None
+        # Leniency VALID also wants the national prefix ("0 30 …") where the number's format rule
+        # asks for one, unless the calling code was read from the digits ("49 30 …").
+        main = PhoneMetadata.metadata_for_region(phonenumbers.region_code_for_country_code(metadata.country_code))
+        self._main = main
+        self.country_code = str(metadata.country_code)
+        prefix = main.national_prefix_for_parsing if main is not None else None
+        self.national_prefix = re.compile(prefix) if prefix else None
+        self._needs_prefix: dict[str, bool] = {}
+
+    def could_hold(self, digits: str, starts: Iterable[int], ends: Iterable[int]) -> bool:
+        """Whether some digits[s + k : e] (s in starts: where the candidate's digits begin; e in
+        ends; k ≤ strip) can be the NSN of a number the matcher accepts."""
+        if self.full is None:
+            return True
+        ends = list(ends)
+        for start in starts:
+            # No national prefix (nor calling code) in front: only numbers that need none qualify.
+            prefixed = digits.startswith(self.country_code, start) or (
+                self.national_prefix is None or self.national_prefix.match(digits, start) is not None)
+            for end in ends:
+                for k in range(self.strip + 1):
+                    length = end - start - k
+                    if length < self.shortest:
+                        break
+                    if length <= self.longest and self.full.fullmatch(digits, start + k, end):
+                        if prefixed or not self.needs_prefix(digits[start + k : end]):
+                            return True
+        return False
+
+    def needs_prefix(self, nsn: str) -> bool:
+        """Whether the matcher (leniency VALID) rejects this number written without its national
+        prefix: `_is_national_prefix_present_if_required`, for a number given in national format."""
+        found = self._needs_prefix.get(nsn)
+        if found is None:
+            found = False
+            rule = None
+            if _choose_format is not None and self._main is not None:
+                rule = _choose_format(self._main.number_format, nsn)
+            if rule is not None and rule.national_prefix_formatting_rule:
+                found = not rule.national_prefix_optional_when_formatting and not _first_group_only(
+                    rule.national_prefix_formatting_rule)
+            if len(self._needs_prefix) < 65536:
+                self._needs_prefix[nsn] = found
+        return found
+
+    def hopeless_window(self, digits: str, starts: Iterable[int], ends: list[int]) -> bool:
+        """True when no candidate in a window (no '+', no letters) can hold a valid number of this
+        region. Without extension labels, every string the matcher parses there starts at the start
+        of a digit run and ends at the end of one (after trimming), so the NSN is a substring of the
+        window's `digits` from a run start (+ ≤ strip) to a run end (the caller widens both sets
+        where that does not hold)."""
+        if len(digits) < self.min_digits:
+            return True
+        if self.idd is not None and self.idd.search(digits):
+            return False
+        return not self.could_hold(digits, starts, ends)
+
+    def hopeless(self, candidate: str) -> bool:
+        """True when parse-and-verify of `candidate` in this region must fail."""
+        if _LETTER.search(candidate):
+            return False  # parse may turn letters into digits (vanity numbers): let it decide
+        digits = _ascii_digits(candidate)
+        if any(p in candidate for p in _PLUS):
+            return len(digits) < 1 + _global_shortest()  # a country code and the shortest number anywhere
+        if len(digits) < self.min_digits:
+            return True
+        if self.idd is not None and self.idd.match(digits):
+            return False
+        if _EXTENSION_MARKS.search(candidate):  # an extension may end the number at any digit run
+            ends = list(accumulate(map(len, _DIGITS.findall(candidate))))
+            return not self.could_hold(digits, (0,), ends)
+        return not self.could_hold(digits, (0,), (len(digits),))
+
+
+def _prefix_width(pattern: str | None) -> int:
+    """The most digits a national-prefix-for-parsing pattern can strip (99: unknown)."""
+    if not pattern:
+        return 0
+    try:
+        width = analyze_shape(pattern, 0).max_width
+    except ShapeError:
+        return 99
+    return 99 if width is None else width
+
+
+# libphonenumber's own helpers for the national-prefix rule (private: without them, no shortcut).
+_choose_format = getattr(phonenumberutil, "_choose_formatting_pattern_for_number", None)
+_first_group_only = getattr(phonenumberutil, "_formatting_rule_has_first_group_only", lambda rule: True)
+
+_NO_MATCH = object()
+
+
+class _Matcher(PhoneNumberMatcher):  # type: ignore[misc]
+    """libphonenumber's matcher, rejecting hopeless candidates before parsing, and memoising."""
+
+    def __init__(self, text: str, region: _Region, memo: _Memo) -> None:
+        super().__init__(text, region.code, leniency=LENIENCY)
+        self._region = region
+        self._memo = memo
+
+    def _parse_and_verify(self, candidate: str, offset: int) -> Any:
+        if self._region.hopeless(candidate):
+            return None
+        text = self.text
+        end = offset + len(candidate)
+        key = (candidate, self.preferred_region, text[offset - 1] if offset else "", text[end] if end < len(text) else "")
+        found = self._memo.get(key)
+        if found is None:
+            match = super()._parse_and_verify(candidate, offset)
+            self._memo.put(key, match.number if match is not None else _NO_MATCH)
+            return match
+        if found is _NO_MATCH:
+            return None
+        return phonenumbermatcher.PhoneNumberMatch(offset, candidate, found)
+
+
+class PhoneFinder:
+    """Spans of valid phone numbers for `regions`, as Presidio's PhoneRecognizer reports them
+    (before its duplicate removal). Thread-safe."""
+
+    def __init__(self, regions: Iterable[str] = DEFAULT_REGIONS, memo_size: int = 65536) -> None:
+        # libphonenumber's own switch: keep its compiled metadata patterns rather than recompiling
+        # them whenever they drop out of the re module's 512-entry cache (process-wide, harmless).
+        re_util.enable_pattern_cache()
+        self.regions = tuple(_Region(region) for region in regions)
+        candidate = phonenumbermatcher._PATTERN
+        # The matcher's own candidate pattern (stdlib `re`), so the runs hold every candidate.
+        self._candidates = WindowedPattern(candidate.pattern, candidate.flags, engine=re)
+        self._memo = _Memo(memo_size)
+
+    def clear_memo(self) -> None:
+        """Forget memoised parse outcomes (benchmarks: time first sightings only)."""
+        self._memo.clear()
+
+    def find(self, text: str, occurrences: Occurrences | None = None) -> list[tuple[int, int]]:
+        occurrences = occurrences if occurrences is not None else Occurrences(text)
+        spans: set[tuple[int, int]] = set()
+        n = len(text)
+        for low, high in self._candidates.windows(occurrences):
+            window = text[low:high]
+            if any(p in window for p in _PLUS):  # any country: only the digit count can rule it out
+                count = _digit_count(window)
+                regions = [r for r in self.regions if count >= min(r.min_digits, 1 + _global_shortest())]
+            else:
+                # Candidates start and end with digits: letters before the first digit or after the
+                # last one are in no candidate. Letters inside may turn into digits: keep every region.
+                core = _CORE.search(window)
+                if core is None:
+                    continue
+                inner = core.group()
+                if _LETTER.search(inner):
+                    regions = list(self.regions)
+                else:
+                    runs = [m.span() for m in _DIGITS.finditer(inner)]
+                    digits = _ascii_digits(inner)
+                    ends = list(accumulate(e - s for s, e in runs))
+                    starts: Iterable[int] = [end - (e - s) for end, (s, e) in zip(ends, runs)]
+                    if _EXTENSION_LABELS.search(inner) or any(e - s > _LONGEST_CANDIDATE_RUN for s, e in runs):
+                        # An extension's digit limit, or the matcher's block limit, can end a
+                        # candidate inside a digit run: the next one starts there.
+                        starts = range(len(digits))
+                        ends = list(range(1, len(digits) + 1))
+                    regions = [r for r in self.regions if not r.hopeless_window(digits, starts, ends)]
+            if not regions:
+                continue
+            start = max(0, low - _CONTEXT_CHARS)
+            piece = text[start : min(n, high + _CONTEXT_CHARS)]
+            for region in regions:
+                for match in _Matcher(piece, region, self._memo):
+                    s, e = match.start + start, match.end + start
+                    if low <= s and e <= high:
+                        spans.add((s, e))
+        return sorted(spans)
+
+
+def _global_shortest() -> int:
+    """A lower bound on the digits of any valid national number, in any region: libphonenumber's
+    own minimum (reading every region's metadata for the true minimum, 4, costs ~0.1 s)."""
+    return int(getattr(phonenumberutil, "_MIN_LENGTH_FOR_NSN", 2))

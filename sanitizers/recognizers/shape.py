@@ -1,0 +1,380 @@
+"""What a regex's matches must look like, read from its parse tree once, at build time.
+
+`analyze_shape(source, flags)` returns a `Shape`:
+
+* **trigger** — a set of `Atom`s, one of which occurs in every match: a run of at least *k* digits
+  (maybe right after a character of some class: the "89" of "DE89"), or one of a few punctuation
+  characters (maybe right before a character of some class: the "." of ".com");
+* **min/max width** (``None``: unbounded) and **lookahead**, how far past a match an assertion peeks;
+* **alphabet** — regex source of a class holding every character a match can consume (look-around
+  contents excluded); ``None`` when that is any character;
+* **first** — the class of a match's first character; **needs_letter** / **needs_digit**.
+
+The analysis uses the stdlib parser (`re._parser`); the patterns here are written in the common
+subset of `re` and `regex`. Syntax outside the model (or that the stdlib reads differently, such as
+POSIX classes) raises `ShapeError`; such a pattern simply runs over the whole text.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+try:  # Python ≥ 3.11 keeps the parser private; older versions expose it as sre_parse.
+    from re import _constants as _C
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover
+    import sre_constants as _C  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_DIGIT_CATEGORIES = {_C.CATEGORY_DIGIT, getattr(_C, "CATEGORY_UNI_DIGIT", _C.CATEGORY_DIGIT)}
+_CATEGORY_SOURCE = {
+    _C.CATEGORY_DIGIT: r"\d",
+    _C.CATEGORY_NOT_DIGIT: r"\D",
+    _C.CATEGORY_SPACE: r"\s",
+    _C.CATEGORY_NOT_SPACE: r"\S",
+    _C.CATEGORY_WORD: r"\w",
+    _C.CATEGORY_NOT_WORD: r"\W",
+}
+_DIGIT_FREE_CATEGORIES = {r"\D", r"\s", r"\W"}
+_LOOKAHEAD_ATS = {_C.AT_BOUNDARY, _C.AT_NON_BOUNDARY, _C.AT_END, _C.AT_END_LINE, _C.AT_END_STRING}
+_REPEATS = {_C.MAX_REPEAT, _C.MIN_REPEAT, getattr(_C, "POSSESSIVE_REPEAT", _C.MAX_REPEAT)}
+_MAXREPEAT = int(_C.MAXREPEAT)
+_ANY = "(?s:.)"  # a character-class set that could be anything
+# How often a trigger shows up in ordinary text (lower is rarer): short digit runs are everywhere
+# (years, amounts), long ones and '@' are rare; a neighbour condition rules out most occurrences.
+_DIGIT_COST = {1: 10, 2: 8, 3: 6, 4: 5, 5: 3, 6: 3, 7: 3}
+_CHAR_COST = {"@": 1, ":": 2, "#": 2, "/": 3, "_": 3, "+": 3, "=": 3, "-": 5, ".": 5, ",": 7}
+
+
+class ShapeError(ValueError):
+    """The pattern uses syntax the analysis does not model; it runs over the whole text instead."""
+
+
+@dataclass(frozen=True)
+class Atom:
+    """A run of ≥ `digits` digits, or one of `chars`, right after a `precede` character and (for
+    chars) right before a `follow` character (classes as regex source; None: anything or nothing)."""
+
+    digits: int = 0
+    precede: str | None = None
+    chars: frozenset[str] = frozenset()
+    follow: str | None = None
+
+    def cost(self) -> int:
+        if self.digits:
+            cost = _DIGIT_COST.get(self.digits, 2)
+            return (cost + 1) // 3 if self.precede else cost
+        cost = sum(_CHAR_COST.get(char, 3) for char in self.chars)
+        for neighbour in (self.precede, self.follow):
+            cost = (cost + 1) // 2 if neighbour else cost
+        return cost
+
+    def covers(self, other: Atom) -> bool:
+        """Every occurrence of `other` is one of this atom's."""
+        if self.digits:
+            return bool(other.digits) and other.digits >= self.digits and self.precede in (None, other.precede)
+        return (not other.digits and other.chars <= self.chars and self.follow in (None, other.follow)
+                and self.precede in (None, other.precede))
+
+
+Trigger = frozenset  # of Atom: every match holds an occurrence of one of them
+
+
+def _cost(trigger: Trigger) -> int:
+    return sum(atom.cost() for atom in trigger)
+
+
+def _union(a: Trigger, b: Trigger) -> Trigger:
+    atoms = a | b
+    return frozenset(x for x in atoms if not any(y != x and y.covers(x) for y in atoms))
+
+
+def _best(*triggers: Trigger | None) -> Trigger | None:
+    found = [t for t in triggers if t]
+    return min(found, key=_cost) if found else None
+
+
+def _char_source(code: int) -> str:
+    return f"\\U{code:08x}"
+
+
+def _add(width: int | None, more: int | None) -> int | None:
+    return None if width is None or more is None else width + more
+
+
+def class_source(items: set[str]) -> str | None:
+    """One regex for a set of class items ("\\U00000041", "a-z", "\\d", "[^…]"); None for any."""
+    if not items or _ANY in items:
+        return None
+    plain = sorted(s for s in items if not s.startswith("[^"))
+    parts = (["[" + "".join(plain) + "]"] if plain else []) + sorted(s for s in items if s.startswith("[^"))
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+def _digit_free(items: set[str]) -> bool:
+    """No item can match a decimal digit."""
+    for item in items:
+        if item in _DIGIT_FREE_CATEGORIES:
+            continue
+        if item.startswith("[^") or item.startswith("\\") and len(item) == 2 or item == _ANY:
+            return False  # negated classes, \d \w \S: may hold digits
+        bounds = [int(part[2:], 16) for part in item.split("-")]
+        low, high = bounds[0], bounds[-1]
+        if high - low > 0x3000 or any(chr(c).isdecimal() for c in range(low, high + 1)):
+            return False
+    return True
+
+
+@dataclass
+class _Info:
+    """What one parsed (sub)pattern can consume."""
+
+    min_width: int = 0
+    max_width: int | None = 0
+    trigger: Trigger | None = None
+    digits_only: bool = True  # consumes digit characters only
+    alphabet: set[str] = field(default_factory=set)  # class items (negated classes whole)
+    any_char: bool = False
+    lookahead: int | None = 0
+    first: set[str] = field(default_factory=set)  # classes of its first character
+    last: set[str] = field(default_factory=set)  # classes of its last character
+    needs_letter: bool = False
+    needs_digit: bool = False
+
+
+def _edge(items: list[_Info], attribute: str) -> tuple[set[str], bool]:
+    """First (or last) character classes of a sequence, and whether it may consume nothing."""
+    found: set[str] = set()
+    for item in items:
+        found |= getattr(item, attribute)
+        if item.min_width:
+            return found, False
+    return found, True
+
+
+class _Analyzer:
+    def __init__(self, flags: int) -> None:
+        self.dotall = bool(flags & re.DOTALL)
+        self.groups: dict[int, _Info] = {}
+
+    def sequence(self, parsed: Any) -> _Info:
+        ops = [op for op, _ in parsed]
+        infos = [self.item(op, av) for op, av in parsed]
+        info = _Info()
+        candidates: list[Trigger | None] = []
+        run, run_from = 0, 0  # consecutive mandatory digits, and the item they start at
+        for index, item in enumerate(infos):
+            if item.lookahead is None or info.lookahead is None:
+                info.lookahead = None
+            else:  # an assertion looks from where it stands: what follows it in the pattern counts too
+                info.lookahead = max(info.lookahead - item.min_width, item.lookahead, 0)
+            info.min_width += item.min_width
+            info.max_width = _add(info.max_width, item.max_width)
+            info.digits_only &= item.digits_only
+            info.alphabet |= item.alphabet
+            info.any_char |= item.any_char
+            info.needs_letter |= item.needs_letter
+            info.needs_digit |= item.needs_digit
+            trigger = item.trigger
+            if trigger and item.min_width == item.max_width == 1 and all(a.chars for a in trigger):
+                # One symbol (a literal, a class, a group around one): note its neighbours.
+                trigger = self._neighbours(trigger, infos, index)
+            candidates.append(trigger)
+            if item.digits_only:
+                if not run and item.min_width:
+                    run_from = index
+                run += item.min_width  # optional digits neither add to nor break the run
+            elif item.max_width != 0:
+                candidates.append(self._run(infos, run, run_from))
+                run = 0
+        candidates.append(self._run(infos, run, run_from))
+        info.trigger = _best(*candidates)
+        info.first, _ = _edge(infos, "first")
+        info.last, _ = _edge(list(reversed(infos)), "last")
+        return info
+
+    @staticmethod
+    def _neighbours(trigger: Trigger, infos: list[_Info], index: int) -> Trigger:
+        follow, no_follow = _edge(infos[index + 1 :], "first")
+        precede, no_precede = _edge(list(reversed(infos[:index])), "last")
+        follow_source = None if no_follow else class_source(follow)
+        precede_source = None if no_precede else class_source(precede)
+        return frozenset(Atom(0, precede_source if a.precede is None else a.precede, a.chars,
+                              follow_source if a.follow is None else a.follow) for a in trigger)
+
+    @staticmethod
+    def _run(infos: list[_Info], run: int, run_from: int) -> Trigger | None:
+        """A digit-run trigger, with the class of the character right before it when known."""
+        if not run:
+            return None
+        before, nullable = _edge(list(reversed(infos[:run_from])), "last")
+        precede = class_source(before) if not nullable and _digit_free(before) else None
+        return frozenset({Atom(run, precede)})
+
+    def item(self, op: Any, av: Any) -> _Info:
+        if op is _C.LITERAL:
+            char, source = chr(av), _char_source(av)
+            trigger = None
+            if char.isdecimal():  # what \d matches
+                trigger = frozenset({Atom(1)})
+            elif not (char.isalnum() or char.isspace()):
+                trigger = frozenset({Atom(0, None, frozenset(char))})
+            return _Info(1, 1, trigger, char.isdecimal(), {source}, False, 0, {source}, {source},
+                         char.isalpha(), char.isdecimal())
+        if op is _C.NOT_LITERAL:
+            source = f"[^{_char_source(av)}]"
+            return _Info(1, 1, None, False, {source}, first={source}, last={source})
+        if op is _C.ANY:
+            source = _ANY if self.dotall else "[^\\n]"
+            return _Info(1, 1, None, False, {source}, self.dotall, first={source}, last={source})
+        if op is _C.IN:
+            return self.char_class(av)
+        if op is _C.AT:
+            return _Info(0, 0, lookahead=1 if av in _LOOKAHEAD_ATS else 0)
+        if op in (_C.ASSERT, _C.ASSERT_NOT):
+            direction, sub = av
+            if direction < 0:  # look-behinds see the text before a window: nothing to account for
+                return _Info(0, 0)
+            inner = self.sequence(sub)
+            return _Info(0, 0, lookahead=_add(inner.max_width, inner.lookahead))
+        if op is _C.SUBPATTERN:
+            group, add_flags, del_flags, sub = av
+            if add_flags or del_flags:
+                raise ShapeError("scoped inline flags")
+            info = self.sequence(sub)
+            if group is not None:
+                self.groups[group] = info
+            return info
+        if op is getattr(_C, "ATOMIC_GROUP", None):
+            return self.sequence(av)
+        if op is _C.BRANCH:
+            return self.branch([self.sequence(branch) for branch in av[1]])
+        if op is _C.GROUPREF_EXISTS:
+            _, yes, no = av
+            return self.branch([self.sequence(yes), self.sequence(no) if no else _Info()])
+        if op is _C.GROUPREF:
+            group = self.groups.get(av)
+            if group is None:
+                raise ShapeError("forward group reference")
+            # The same text as the group: same alphabet, widths and edges; never a trigger of its own.
+            return _Info(group.min_width, group.max_width, None, group.digits_only, set(), group.any_char,
+                         group.lookahead, set(group.first), set(group.last))
+        if op in _REPEATS:
+            return self.repeat(*av)
+        raise ShapeError(f"unsupported regex operation {op}")
+
+    def repeat(self, low: int, high: int, sub: Any) -> _Info:
+        inner = self.sequence(sub)
+        trigger = None
+        if low >= 1:
+            run = frozenset({Atom(low * inner.min_width)}) if inner.digits_only and inner.min_width else None
+            trigger = _best(inner.trigger, run)
+        if inner.max_width == 0:
+            max_width: int | None = 0
+        elif high >= _MAXREPEAT or inner.max_width is None:
+            max_width = None
+        else:
+            max_width = high * inner.max_width
+        # Each repetition ends at or before the repeat's end: the last one's reach bounds them all.
+        edges = (inner.first, inner.last) if high else (set(), set())
+        return _Info(low * inner.min_width, max_width, trigger, inner.digits_only, inner.alphabet, inner.any_char,
+                     inner.lookahead, *edges, low >= 1 and inner.needs_letter, low >= 1 and inner.needs_digit)
+
+    @staticmethod
+    def branch(branches: list[_Info]) -> _Info:
+        info = _Info(min(b.min_width for b in branches), 0)
+        info.needs_letter = all(b.needs_letter for b in branches)
+        info.needs_digit = all(b.needs_digit for b in branches)
+        trigger: Trigger | None = branches[0].trigger
+        for b in branches:
+            info.max_width = None if info.max_width is None or b.max_width is None else max(info.max_width, b.max_width)
+            info.digits_only &= b.digits_only
+            info.alphabet |= b.alphabet
+            info.any_char |= b.any_char
+            info.first |= b.first
+            info.last |= b.last
+            info.lookahead = None if info.lookahead is None or b.lookahead is None else max(info.lookahead, b.lookahead)
+            trigger = None if not trigger or not b.trigger else _union(trigger, b.trigger)
+        info.trigger = trigger
+        return info
+
+    @staticmethod
+    def char_class(items: Any) -> _Info:
+        negate = bool(items) and items[0][0] is _C.NEGATE
+        sources: list[str] = []
+        symbols: set[str] = set()
+        digits_only = letters_only = only_symbols = not negate
+        for op, av in items[1:] if negate else items:
+            if op is _C.LITERAL:
+                sources.append(_char_source(av))
+                digits_only &= chr(av).isdecimal()
+                letters_only &= chr(av).isalpha()
+                symbols.add(chr(av))
+            elif op is _C.RANGE:
+                low, high = av
+                sources.append(f"{_char_source(low)}-{_char_source(high)}")
+                digits_only &= "0" <= chr(low) and chr(high) <= "9"
+                letters_only &= high - low < 512 and all(chr(c).isalpha() for c in range(low, high + 1))
+                only_symbols = False
+            elif op is _C.CATEGORY:
+                if av not in _CATEGORY_SOURCE and av not in _DIGIT_CATEGORIES:
+                    raise ShapeError(f"unsupported category {av}")
+                sources.append(_CATEGORY_SOURCE.get(av, r"\d"))
+                digits_only &= av in _DIGIT_CATEGORIES
+                letters_only = only_symbols = False
+            else:
+                raise ShapeError(f"unsupported class item {op}")
+        if negate:
+            source = "[^" + "".join(sources) + "]"
+            return _Info(1, 1, None, False, {source}, first={source}, last={source})
+        trigger = None
+        if digits_only:
+            trigger = frozenset({Atom(1)})
+        elif only_symbols and symbols and not any(c.isalnum() or c.isspace() for c in symbols):
+            trigger = frozenset({Atom(0, None, frozenset(symbols))})
+        edge = set(sources)
+        return _Info(1, 1, trigger, digits_only, set(sources), False, 0, edge, set(edge),
+                     letters_only and bool(sources), digits_only and bool(sources))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What `analyze_shape` learnt about one pattern (see the module docstring)."""
+
+    trigger: Trigger | None
+    min_width: int
+    max_width: int | None
+    lookahead: int | None
+    alphabet: str | None
+    first: str | None
+    needs_letter: bool = False
+    needs_digit: bool = False
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the pattern can run on windows (else: the whole text)."""
+        if not self.trigger or self.lookahead is None:
+            return False
+        return self.max_width is not None or self.alphabet is not None
+
+
+def analyze_shape(source: str, flags: int) -> Shape:
+    """Raises ShapeError for syntax outside the model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "possible nested set" etc.: the `regex` module reads these differently
+        try:
+            parsed = _sre_parse.parse(source, flags & ~re.DEBUG)
+        except (re.error, FutureWarning, DeprecationWarning) as exc:
+            raise ShapeError(str(exc)) from None
+    try:
+        info = _Analyzer(parsed.state.flags).sequence(parsed)
+    except RecursionError:
+        raise ShapeError("too deeply nested") from None
+    alphabet = None if info.any_char else class_source(info.alphabet)
+    lookahead = None if info.lookahead is None else max(1, info.lookahead)
+    first = class_source(info.first) if info.min_width else None
+    return Shape(info.trigger, info.min_width, info.max_width, lookahead, None if alphabet is None else alphabet + "*",
+                 first, info.needs_letter, info.needs_digit)

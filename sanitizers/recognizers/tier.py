@@ -1,0 +1,326 @@
+"""`PatternTier`: Presidio's pattern recognizers, context words and overlap rules, minus the overhead.
+
+What `analyze(text)` does, and where it follows Presidio's `AnalyzerEngine` (blank NLP pipeline):
+
+1. every predefined pattern recognizer of the enabled languages, with Presidio's own patterns,
+   scores, `validate_result` / `invalidate_result` (a valid checksum scores 1.0, an invalid one 0,
+   dropped), each pattern run only where it can match (`patterns.WindowedPattern`);
+   IBAN with Presidio's shorter-group fallback; phone numbers via `phone.PhoneFinder` (0.4);
+   custom recognizers' regexes, and all deny lists in one Aho-Corasick pass (`deny.DenyLists`);
+2. per recognizer, Presidio's `remove_duplicates` (same type, contained, not better scored);
+3. context words (`context.ContextScorer`): +0.35, at least 0.4, at most 1.0;
+4. across recognizers, `remove_duplicates` again; then the allow list (case-insensitive here) and
+   the entity filter;
+5. two known false positives of Presidio removed: URLs found inside an e-mail address
+   ("john.do", "example.com" in "john.doe@example.com"), and UK_NHS on a US/CA phone number
+   ("212-555-0143" passes the NHS mod-11 check about one time in eleven) without NHS context words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from presidio_analyzer import EntityRecognizer, PatternRecognizer
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, IbanRecognizer, PhoneRecognizer
+
+from sanitizers.recognizers import context as ctx
+from sanitizers.recognizers.deny import DenyLists, fold
+from sanitizers.recognizers.languages import context_words, presidio_recognizers
+from sanitizers.recognizers.patterns import Occurrences, WindowedPattern
+from sanitizers.recognizers.phone import PhoneFinder
+from sanitizers.recognizers.validators import email_domain_ok, has_nhs_context, is_us_phone
+from sanitizers.types import Detection
+
+logger = logging.getLogger(__name__)
+
+PRESIDIO_FLAGS = 26  # re.DOTALL | re.MULTILINE | re.IGNORECASE: the registry's global_regex_flags
+EMAIL_SHADOWED = frozenset({"URL", "DOMAIN", "DOMAIN_NAME"})  # never reported inside an e-mail address
+
+_SHORT_TEXT = 256  # characters; see analyze()
+# (entity, start, end, score, recognizer index)
+_Result = tuple[str, int, int, float, int]
+
+
+@dataclass(frozen=True)
+class CustomSpec:
+    """A policy-defined recognizer (same fields as `sanitizers.detect.CustomRecognizer`)."""
+
+    name: str
+    entity: str
+    patterns: Sequence[tuple[str, str, float]] = ()  # (name, regex, score)
+    context: Sequence[str] = ()
+    deny_list: Sequence[str] = ()
+    deny_list_score: float = 1.0
+
+
+@dataclass
+class _Recognizer:
+    name: str
+    entity: str
+    kind: str  # "pattern", "iban" or "phone"
+    patterns: list[tuple[WindowedPattern, float]] = field(default_factory=list)
+    context: tuple[str, ...] = ()
+    validate: Any = None  # (value) -> bool | None
+    invalidate: Any = None
+    deny_score: float = 1.0
+    languages: list[str] = field(default_factory=list)
+
+
+def _overridden(recognizer: EntityRecognizer, method: str) -> Any:
+    """The recognizer's own `method`, or None where it keeps PatternRecognizer's no-op."""
+    if getattr(type(recognizer), method, None) is getattr(PatternRecognizer, method):
+        return None
+    return getattr(recognizer, method)
+
+
+def remove_duplicates(results: Iterable[_Result]) -> list[_Result]:
+    """Presidio's `EntityRecognizer.remove_duplicates`: drop zero scores, exact repeats, and results
+    contained in a result of the same type scored at least as high."""
+    unique: dict[tuple[str, int, int, float], _Result] = {}
+    for result in results:
+        unique.setdefault(result[:4], result)
+    ordered = sorted(unique.values(), key=lambda r: (r[0], r[1], r[1] - r[2], -r[3]))
+    kept: list[_Result] = []
+    for _, same_type in groupby(ordered, key=lambda r: r[0]):
+        active: list[_Result] = []
+        for result in same_type:
+            if result[3] == 0:
+                continue
+            active = [a for a in active if a[2] >= result[1]]
+            if not any(a[1] <= result[1] and result[2] <= a[2] and result[3] <= a[3] for a in active):
+                kept.append(result)
+                active.append(result)
+    return kept
+
+
+class PatternTier:
+    """Fast pattern detection. Thread-safe after construction (all per-call state is local)."""
+
+    def __init__(
+        self,
+        languages: Sequence[str] = ("en",),
+        custom: Sequence[CustomSpec] = (),
+        allow_list: Sequence[str] = (),
+        entities: Sequence[str] | None = None,
+    ) -> None:
+        self.languages = tuple(dict.fromkeys(languages)) or ("en",)
+        self.entities = frozenset(entities) if entities else None
+        self.allow = frozenset(fold(value) for value in allow_list)
+        self.recognizers: list[_Recognizer] = []
+        self._build_predefined()
+        self._build_custom(custom)
+        self.phone = PhoneFinder()
+        self.context = ctx.ContextScorer(self.languages)
+        needed = self.entities | ({"EMAIL_ADDRESS"} if self.entities & EMAIL_SHADOWED else set()) if self.entities else None
+        self._active = [i for i, r in enumerate(self.recognizers) if needed is None or r.entity in needed]
+        self._active_set = frozenset(self._active)
+        self._group_patterns()
+        self.entity_types = sorted({r.entity for r in self.recognizers})
+        email_domain_ok("warm-up@example.com")  # tldextract builds its suffix trie on first use (~0.1 s)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    def _build_predefined(self) -> None:
+        merged: dict[tuple[Any, ...], _Recognizer] = {}
+        for recognizer in presidio_recognizers(self.languages):
+            language = recognizer.supported_language
+            patterns = tuple((p.regex, p.score) for p in getattr(recognizer, "patterns", None) or ())
+            key = (recognizer.name, recognizer.supported_entities[0], patterns)
+            known = merged.get(key)
+            if known is not None:  # the same recognizer for another language: pool the context words
+                words = tuple(w.lower() for w in recognizer.context or ()) + context_words(language, known.entity)
+                known.context = tuple(dict.fromkeys(known.context + words))
+                known.languages.append(language)
+                continue
+            built = self._from_presidio(recognizer, language)
+            if built is not None:
+                merged[key] = built
+                self.recognizers.append(built)
+
+    def _from_presidio(self, recognizer: EntityRecognizer, language: str) -> _Recognizer | None:
+        entity = recognizer.supported_entities[0]
+        words = tuple(w.lower() for w in (recognizer.context or [])) + context_words(language, entity)
+        if isinstance(recognizer, PhoneRecognizer):
+            return _Recognizer(recognizer.name, entity, "phone", context=words, languages=[language])
+        if not isinstance(recognizer, PatternRecognizer):
+            logger.warning("recognizer %s is neither pattern- nor phone-based: not covered", recognizer.name)
+            return None
+        flags = recognizer.global_regex_flags or PRESIDIO_FLAGS
+        patterns = [(WindowedPattern.get(p.regex, flags), p.score) for p in recognizer.patterns]
+        kind = "iban" if isinstance(recognizer, IbanRecognizer) else "pattern"
+        validate = email_domain_ok if isinstance(recognizer, EmailRecognizer) else _overridden(recognizer, "validate_result")
+        invalidate = None if kind == "iban" else _overridden(recognizer, "invalidate_result")  # its analyze skips it
+        return _Recognizer(recognizer.name, entity, kind, patterns, words, validate, invalidate, languages=[language])
+
+    def _build_custom(self, custom: Sequence[CustomSpec]) -> None:
+        deny_lists: list[Sequence[str]] = [() for _ in self.recognizers]
+        for spec in custom:
+            if not spec.patterns and not spec.deny_list:
+                raise ValueError(f"custom recognizer {spec.name!r}: needs patterns or a deny list")
+            patterns = []
+            for pattern_name, source, score in spec.patterns:
+                try:
+                    patterns.append((WindowedPattern.get(source, PRESIDIO_FLAGS), float(score)))
+                except Exception as exc:  # regex.error, re.error: both ValueError subclasses or not
+                    raise ValueError(f"custom recognizer {spec.name!r}, pattern {pattern_name!r}: {exc}") from None
+            context = tuple(word.lower() for word in spec.context)
+            self.recognizers.append(
+                _Recognizer(spec.name, spec.entity, "pattern", patterns, context, deny_score=float(spec.deny_list_score))
+            )
+            deny_lists.append(tuple(spec.deny_list))
+        self.deny = DenyLists(deny_lists)
+
+    # --- analysis -------------------------------------------------------------------------------
+
+    def _group_patterns(self) -> None:
+        """Patterns grouped by trigger finder: one empty trigger list skips a whole group."""
+        groups: dict[Any, list[tuple[int, WindowedPattern, float]]] = {}
+        for index in self._active:
+            recognizer = self.recognizers[index]
+            for pattern, base in recognizer.patterns:
+                groups.setdefault(pattern.finder, []).append((index, pattern, base))
+        self._untriggered = groups.pop(None, [])
+        self._groups = list(groups.items())
+        self._trigger_chars = frozenset(c for finder in groups for c in finder.chars)
+        # Which groups a character, or a digit run of some length, can trigger: a text only visits those.
+        self._groups_by_char: dict[str, list[int]] = {}
+        self._groups_by_digits: list[tuple[int, int]] = []
+        for number, (finder, _) in enumerate(self._groups):
+            for char in finder.chars:
+                self._groups_by_char.setdefault(char, []).append(number)
+            if finder.digits:
+                self._groups_by_digits.append((finder.fewest_digits, number))
+        self._groups_by_digits.sort()
+        self._phone_index = next((i for i in self._active if self.recognizers[i].kind == "phone"), None)
+
+    def analyze(self, text: str) -> list[Detection]:
+        """Detections in `text`, sorted by position; Presidio's results, less the fixed false positives."""
+        if not text:
+            return []
+        occurrences = Occurrences(text)
+        found: dict[int, list[_Result]] = {}
+        members = list(self._untriggered)
+        # Only the groups the text's trigger characters and digit runs can set off are looked at.
+        longest = occurrences.longest_digit_run()
+        candidates = {number for fewest, number in self._groups_by_digits if fewest <= longest}
+        for char in occurrences.characters() & self._trigger_chars:
+            candidates.update(self._groups_by_char[char])
+        short = len(text) <= _SHORT_TEXT
+        for number in sorted(candidates):
+            finder, group = self._groups[number]
+            if short:
+                # A short text is scanned whole by most patterns once it holds one trigger: cheaper
+                # to scan than to look for their exact triggers first (the result is the same).
+                members.extend(member for member in group if member[1].chars_per_window >= len(text))
+                group = [member for member in group if member[1].chars_per_window < len(text)]
+                if not group:
+                    continue
+            if occurrences.of(finder):
+                members.extend(group)
+        for index, pattern, base in members:
+            matches = pattern.matches(text, occurrences) if not short or pattern.chars_per_window < len(text) \
+                else list(pattern.compiled.finditer(text))
+            if matches:
+                self._score(text, matches, index, base, found.setdefault(index, []))
+        if self._phone_index is not None:
+            spans = self.phone.find(text, occurrences)
+            if spans:
+                entity = self.recognizers[self._phone_index].entity
+                found[self._phone_index] = [(entity, s, e, 0.4, self._phone_index) for s, e in spans]
+        for index, start, end in self.deny.find(text):
+            if index in self._active_set:
+                recognizer = self.recognizers[index]
+                found.setdefault(index, []).append((recognizer.entity, start, end, recognizer.deny_score, index))
+        results: list[_Result] = []
+        for index, items in found.items():
+            # IbanRecognizer.analyze returns its results as found; the others deduplicate.
+            results.extend(items if self.recognizers[index].kind == "iban" else remove_duplicates(items))
+        if not results:
+            return []
+        results = remove_duplicates(self._enhance(text, self._drop_inside_emails(results)))
+        results = self._drop_nhs_phones(text, results)
+        detections = []
+        for entity, start, end, score, index in results:
+            if self.entities is not None and entity not in self.entities:
+                continue
+            if self.allow and fold(text[start:end]) in self.allow:
+                continue
+            detections.append(Detection(entity, start, end, round(float(score), 4), self.recognizers[index].name))
+        detections.sort(key=lambda d: (d.start, -d.end, d.entity))
+        return detections
+
+    def _score(self, text: str, matches: list[Any], index: int, base: float, out: list[_Result]) -> None:
+        """Presidio's scoring of one pattern's matches: a validator's verdict replaces the score."""
+        recognizer = self.recognizers[index]
+        validate, invalidate, entity = recognizer.validate, recognizer.invalidate, recognizer.entity
+        if recognizer.kind == "iban":
+            self._score_iban(text, matches, recognizer, index, base, out)
+            return
+        for match in matches:
+            start, end = match.span()
+            if start == end:
+                continue
+            score = base
+            if validate is not None or invalidate is not None:
+                value = text[start:end]
+                valid = validate(value) if validate is not None else None
+                if valid is not None:
+                    score = 1.0 if valid else 0.0
+                if invalidate is not None and invalidate(value):
+                    score = 0.0
+            if score > 0:
+                out.append((entity, start, end, score, index))
+
+    @staticmethod
+    def _score_iban(text: str, matches: list[Any], recognizer: _Recognizer, index: int, base: float,
+                    out: list[_Result]) -> None:
+        """IbanRecognizer's analysis: try the whole match, then without its optional trailing groups."""
+        for match in matches:
+            start = match.start()
+            for group in range(len(match.groups()), 0, -1):
+                group_end = match.span(group)[1]
+                end = group_end if group_end > 0 else match.end()
+                if start == end:
+                    continue
+                valid = recognizer.validate(text[start:end])
+                score = base if valid is None else (1.0 if valid else 0.0)
+                if score > 0:
+                    out.append((recognizer.entity, start, end, score, index))
+                    break
+
+    def _enhance(self, text: str, results: list[_Result]) -> list[_Result]:
+        words_at: dict[int, set[str]] = {}
+        enhanced = []
+        for result in results:
+            context = self.recognizers[result[4]].context
+            if context:
+                start = result[1]
+                words = words_at.get(start)
+                if words is None:
+                    words = words_at[start] = self.context.surrounding_words(text, start)
+                if self.context.supportive(words, context):
+                    result = (result[0], result[1], result[2], ctx.boost(result[3]), result[4])
+            enhanced.append(result)
+        return enhanced
+
+    @staticmethod
+    def _drop_inside_emails(results: list[_Result]) -> list[_Result]:
+        """Fixed false positive: the URL patterns match parts of e-mail addresses."""
+        emails = [(r[1], r[2]) for r in results if r[0] == "EMAIL_ADDRESS"]
+        if not emails:
+            return results
+        return [r for r in results if r[0] not in EMAIL_SHADOWED or not any(s <= r[1] and r[2] <= e for s, e in emails)]
+
+    def _drop_nhs_phones(self, text: str, results: list[_Result]) -> list[_Result]:
+        """Fixed false positive: a US/CA phone number passing the NHS mod-11 check, with no NHS words near."""
+        kept = []
+        for result in results:
+            if result[0] == "UK_NHS" and is_us_phone(text[result[1] : result[2]]):
+                if not has_nhs_context(self.context.surrounding_words(text, result[1])):
+                    continue
+            kept.append(result)
+        return kept
