@@ -100,10 +100,13 @@ LABEL_MAPPING: dict[str, Any] = {
         "primary": "span_loose",
         "secondary": "span_exact",
     },
-    "predictions": "entity names used as reported; predictions of types a dataset does not score are ignored",
+    "predictions": "entity names used as reported, except the proxy's ZIP_CODE, which counts as LOCATION as the "
+    "gold's ZIP_CODE does; predictions of types a dataset does not score are ignored",
+    "prediction_mapping": {"ZIP_CODE": "LOCATION"},
     "spans": "gold and predicted spans are trimmed of surrounding whitespace",
     "zero_division": "a precision/recall whose denominator is 0 is reported as 0.0",
 }
+PREDICTION_MAPPING: dict[str, str] = LABEL_MAPPING["prediction_mapping"]
 SPACY_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_trf")
 WARM_UP_TEXT = "Warm-up: John Smith mailed a@example.com from Paris, call 212-555-0100, see https://example.com."
 
@@ -321,10 +324,11 @@ def evaluate(system: System, dataset: Dataset) -> dict[str, Any]:
         timer.add(time.perf_counter() - started, len(sample.text))
         predictions = []
         for p in raw:
-            if p.entity in scored:
+            entity = PREDICTION_MAPPING.get(p.entity, p.entity)
+            if entity in scored:
                 start, end = trim_span(sample.text, p.start, p.end)
                 if start < end:
-                    predictions.append(Prediction(start, end, p.entity, p.score))
+                    predictions.append(Prediction(start, end, entity, p.score))
         merge(tables["span_loose"], loose_span_counts(sample.gold, predictions, sample.dont_care))
         merge(tables["span_exact"], exact_span_counts(sample.gold, predictions, sample.dont_care))
         if "token" in tables:

@@ -28,10 +28,12 @@ import_nlp_libraries()  # before anything imports spaCy or Presidio
 
 from sanitizers.language import guess_language  # noqa: E402
 from sanitizers.ner import NerModel, NerSpan, NerUnavailable  # noqa: E402
-from sanitizers.ner.gazetteer import NameGazetteer  # noqa: E402
+from sanitizers.ner.gazetteer import NameGazetteer, nrp_words  # noqa: E402
 from sanitizers.ner.loader import load_ner  # noqa: E402
+from sanitizers.ner.postprocess import drop_nrp_conflicts, join_addresses  # noqa: E402
 from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
 from sanitizers.recognizers import PatternTier  # noqa: E402
+from sanitizers.recognizers.supplementary import SUPPLEMENTARY  # noqa: E402
 from sanitizers.types import Detection  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ class Detector:
         self.languages = tuple(settings.languages)
         self.patterns = PatternTier(
             languages=self.languages,
-            custom=tuple(settings.custom),
+            custom=SUPPLEMENTARY + tuple(settings.custom),
             allow_list=tuple(settings.allow_list),
             entities=tuple(settings.entities) or None,
         )
@@ -183,6 +185,7 @@ class Detector:
                 found.extend((span, model.name) for span in model.predict(chunk))
         if self.gazetteer is not None:
             found.extend((span, self.gazetteer.name) for span in self.gazetteer.predict(chunk))
+        found = join_addresses(drop_nrp_conflicts(found, chunk, nrp_words()), chunk)
         for span, source in _union_same_entity(found):
             value = chunk[span.start : span.end]
             # Digits or punctuation alone are never a name, place or organization ("PERSON: 1985").

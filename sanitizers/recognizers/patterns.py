@@ -4,8 +4,9 @@ Presidio runs every pattern over the whole text. Almost every pattern needs some
 of digits, an ``@``, a ``:`` — which `sanitizers.recognizers.shape` reads from the pattern once, at
 build time, with the pattern's width and alphabet (every character a match can consume).
 
-At analysis time `WindowedPattern.finditer` runs the regex only over windows around the triggers'
-occurrences: each window is the run of alphabet characters around a trigger, cut to ``width`` on each
+At analysis time `WindowedPattern.matches` skips a pattern whose trigger does not occur, and runs it
+either over the whole text or — when its triggers are few for the text's length — only over windows
+around the triggers' occurrences: each window is the run of alphabet characters around a trigger, cut to ``width`` on each
 side. Every match lies inside one window (it consumes only alphabet characters, contains a trigger
 and is at most ``width`` long) and windows are disjoint, so the scan finds exactly the matches a
 whole-text ``finditer`` finds: look-behinds still see the text before a window (``pos`` does not cut
@@ -217,7 +218,6 @@ class WindowedPattern:
         # text length / `chars_per_window`. Both find exactly the same matches.
         skips = shape is not None and self._engine_skips(shape, engine, class_flags)
         self.chars_per_window = 150 if skips else 12
-        self.windowed = self.can_window
 
     @staticmethod
     def _engine_skips(shape: Shape, engine: Any, flags: int) -> bool:
@@ -265,9 +265,9 @@ class WindowedPattern:
             triggers = occurrences.of(finder)
             if not triggers:
                 return []
-            if self.windowed and len(triggers) * self.chars_per_window > len(text):
+            if len(triggers) * self.chars_per_window > len(text):
                 return list(self.compiled.finditer(text))
-        if not self.windowed:
+        if not self.can_window:
             return list(self.compiled.finditer(text))
         n = len(text)
         finditer = self.compiled.finditer

@@ -26,11 +26,12 @@ from itertools import accumulate
 from typing import Any
 
 import phonenumbers
+import regex
 from phonenumbers import PhoneNumberMatcher, phonenumbermatcher, phonenumberutil, re_util
 from phonenumbers.phonemetadata import PhoneMetadata
 
 from sanitizers.recognizers.patterns import Occurrences, WindowedPattern
-from sanitizers.recognizers.shape import ShapeError, analyze_shape
+from sanitizers.recognizers.shape import ShapeError, analyze_shape, group_widths
 
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")  # PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS
 LENIENCY = 1  # Leniency.VALID, PhoneRecognizer's default
@@ -41,11 +42,18 @@ _NUMBER_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_co
 # Characters (besides letters) that can introduce an extension in parse's extension patterns.
 _EXTENSION_MARKS = re.compile("[#;,~\uff03\uff5e]")
 _DIGITS = re.compile(r"\d+")
+# libphonenumber's extension labels for matching, and 'x' (also phone punctuation); a letter run
+# inside a candidate is always one of these, whole (digits or separators on both sides).
+_LABEL_WORD = re.compile(
+    "(?:e?xt(?:ensi(?:o\u0301?|\u00f3))?n?|\uff45?\uff58\uff54\uff4e?|\u0434\u043e\u0431|anexo|"
+    "[x\uff58]|int|\uff49\uff4e\uff54)", re.IGNORECASE)
+_LETTER_RUNS = regex.compile(r"[\p{L}\p{M}]+")
 _LETTER = re.compile(r"[^\W\d_]")
 # Without letters, the matcher's extension patterns need one of these ("… # 123", "… ~ 45").
 _EXTENSION_LABELS = re.compile("[#~\uff03\uff5e]")
 # The matcher's candidate pattern takes at most 21 blocks of at most 20 digits.
 _LONGEST_CANDIDATE_RUN = 400
+_INTERNATIONAL = re.compile("[^+\uff0b\\d]*[+\uff0b]")  # parse starts at the first '+' or digit
 _CORE = re.compile(r"\d.*\d|\d", re.DOTALL)  # first digit to last digit
 
 
@@ -119,7 +127,8 @@ class _Region:
         self.min_digits = min(_shortest_number(region), _shortest_idd(region) + 1 + _global_shortest())
         # The calling code, then a national prefix twice (once while extracting the calling code,
         # once more on the national number: "49 0 0 948…" parses as a German 948…).
-        self.strip = len(str(metadata.country_code)) + 2 * _prefix_width(metadata.national_prefix_for_parsing)
+        self.strip = len(str(metadata.country_code)) + 2 * _prefix_width(
+            metadata.national_prefix_for_parsing, metadata.national_prefix_transform_rule)
         siblings = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,))
         patterns, lengths = [], []
         for sibling in siblings:
@@ -187,8 +196,11 @@ class _Region:
         where that does not hold)."""
         if len(digits) < self.min_digits:
             return True
-        if self.idd is not None and self.idd.search(digits):
-            return False
+        starts = list(starts)
+        if self.idd is not None and any(self.idd.match(digits, start) for start in starts):
+            return False  # an international prefix where a candidate starts: any country's number
+        if len(digits) < self.shortest:
+            return True
         return not self.could_hold(digits, starts, ends)
 
     def hopeless(self, candidate: str) -> bool:
@@ -208,12 +220,16 @@ class _Region:
         return not self.could_hold(digits, (0,), (len(digits),))
 
 
-def _prefix_width(pattern: str | None) -> int:
-    """The most digits a national-prefix-for-parsing pattern can strip (99: unknown)."""
+def _prefix_width(pattern: str | None, transform: str | None) -> int:
+    """The most leading digits national-prefix parsing can remove (99: unknown). With a transform
+    rule keeping group N ("\\2"), the number starts where that group does."""
     if not pattern:
         return 0
     try:
         width = analyze_shape(pattern, 0).max_width
+        kept = re.fullmatch(r"\\(\d)", transform or "")
+        if width is not None and kept:
+            width -= group_widths(pattern).get(int(kept.group(1)), (0, None))[0]
     except ShapeError:
         return 99
     return 99 if width is None else width
@@ -239,7 +255,9 @@ class _Matcher(PhoneNumberMatcher):  # type: ignore[misc]
             return None
         text = self.text
         end = offset + len(candidate)
-        key = (candidate, self.preferred_region, text[offset - 1] if offset else "", text[end] if end < len(text) else "")
+        # A number written with '+' parses and verifies the same whatever the default region.
+        region = "+" if _INTERNATIONAL.match(candidate) else self.preferred_region
+        key = (candidate, region, text[offset - 1] if offset else "", text[end] if end < len(text) else "")
         found = self._memo.get(key)
         if found is None:
             match = super()._parse_and_verify(candidate, offset)
@@ -279,12 +297,15 @@ class PhoneFinder:
                 regions = [r for r in self.regions if count >= min(r.min_digits, 1 + _global_shortest())]
             else:
                 # Candidates start and end with digits: letters before the first digit or after the
-                # last one are in no candidate. Letters inside may turn into digits: keep every region.
+                # last one are in no candidate. Inside, a candidate holds letters only as a whole
+                # extension label ("ext", "x", "anexo", …): with one, letters may turn into digits
+                # and extensions cut numbers anywhere, so every region stays; other words only
+                # separate candidates, like any non-digit.
                 core = _CORE.search(window)
                 if core is None:
                     continue
                 inner = core.group()
-                if _LETTER.search(inner):
+                if _LETTER.search(inner) and any(_LABEL_WORD.fullmatch(run) for run in _LETTER_RUNS.findall(inner)):
                     regions = list(self.regions)
                 else:
                     runs = [m.span() for m in _DIGITS.finditer(inner)]

@@ -361,18 +361,29 @@ class Shape:
         return self.max_width is not None or self.alphabet is not None
 
 
-def analyze_shape(source: str, flags: int) -> Shape:
-    """Raises ShapeError for syntax outside the model."""
+def _analyze(source: str, flags: int) -> tuple[_Info, _Analyzer]:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "possible nested set" etc.: the `regex` module reads these differently
         try:
             parsed = _sre_parse.parse(source, flags & ~re.DEBUG)
         except (re.error, FutureWarning, DeprecationWarning) as exc:
             raise ShapeError(str(exc)) from None
+    analyzer = _Analyzer(parsed.state.flags)
     try:
-        info = _Analyzer(parsed.state.flags).sequence(parsed)
+        return analyzer.sequence(parsed), analyzer
     except RecursionError:
         raise ShapeError("too deeply nested") from None
+
+
+def group_widths(source: str, flags: int = 0) -> dict[int, tuple[int, int | None]]:
+    """Capturing group number → (min, max) width of what it matches."""
+    _, analyzer = _analyze(source, flags)
+    return {group: (info.min_width, info.max_width) for group, info in analyzer.groups.items()}
+
+
+def analyze_shape(source: str, flags: int) -> Shape:
+    """Raises ShapeError for syntax outside the model."""
+    info, _ = _analyze(source, flags)
     alphabet = None if info.any_char else class_source(info.alphabet)
     lookahead = None if info.lookahead is None else max(1, info.lookahead)
     first = class_source(info.first) if info.min_width else None

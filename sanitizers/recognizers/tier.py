@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 PRESIDIO_FLAGS = 26  # re.DOTALL | re.MULTILINE | re.IGNORECASE: the registry's global_regex_flags
 EMAIL_SHADOWED = frozenset({"URL", "DOMAIN", "DOMAIN_NAME"})  # never reported inside an e-mail address
 
-_SHORT_TEXT = 256  # characters; see analyze()
 # (entity, start, end, score, recognizer index)
 _Result = tuple[str, int, int, float, int]
 
@@ -209,21 +208,12 @@ class PatternTier:
         candidates = {number for fewest, number in self._groups_by_digits if fewest <= longest}
         for char in occurrences.characters() & self._trigger_chars:
             candidates.update(self._groups_by_char[char])
-        short = len(text) <= _SHORT_TEXT
         for number in sorted(candidates):
             finder, group = self._groups[number]
-            if short:
-                # A short text is scanned whole by most patterns once it holds one trigger: cheaper
-                # to scan than to look for their exact triggers first (the result is the same).
-                members.extend(member for member in group if member[1].chars_per_window >= len(text))
-                group = [member for member in group if member[1].chars_per_window < len(text)]
-                if not group:
-                    continue
             if occurrences.of(finder):
                 members.extend(group)
         for index, pattern, base in members:
-            matches = pattern.matches(text, occurrences) if not short or pattern.chars_per_window < len(text) \
-                else list(pattern.compiled.finditer(text))
+            matches = pattern.matches(text, occurrences)
             if matches:
                 self._score(text, matches, index, base, found.setdefault(index, []))
         if self._phone_index is not None:
@@ -238,10 +228,13 @@ class PatternTier:
         results: list[_Result] = []
         for index, items in found.items():
             # IbanRecognizer.analyze returns its results as found; the others deduplicate.
-            results.extend(items if self.recognizers[index].kind == "iban" else remove_duplicates(items))
+            single = len(items) == 1 and items[0][3] > 0
+            results.extend(items if single or self.recognizers[index].kind == "iban" else remove_duplicates(items))
         if not results:
             return []
-        results = remove_duplicates(self._enhance(text, self._drop_inside_emails(results)))
+        results = self._enhance(text, self._drop_inside_emails(results))
+        if len(results) > 1 or results[0][3] <= 0:
+            results = remove_duplicates(results)
         results = self._drop_nhs_phones(text, results)
         detections = []
         for entity, start, end, score, index in results:
@@ -297,7 +290,7 @@ class PatternTier:
         enhanced = []
         for result in results:
             context = self.recognizers[result[4]].context
-            if context:
+            if context and result[3] < 1.0:  # a validated match (1.0) cannot rise
                 start = result[1]
                 words = words_at.get(start)
                 if words is None:
