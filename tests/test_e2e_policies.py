@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from conftest import AUDIT_KEY, ROOT, ProxyProcess, finish_proxy, start_proxy
-from fake_upstream import FakeUpstream
+from fake_upstream import Behaviour, FakeUpstream
 
 EMAIL, PHONE, IP = "jane.roe@example.com", "212-555-0142", "10.1.2.3"
 PROMPT = f"Mail {EMAIL} or call {PHONE} from {IP} today. Thanks, write to {EMAIL} again."
@@ -77,3 +77,34 @@ def test_default_policy_catches_a_phone_number_without_context_words() -> None:
     runtime = Runtime.build(load_policy(ROOT / "policies/default.yaml"), b"k" * 32)
     out = scan_item({"id": 1, "text": "I'm moving; call me at 212-555-0143. Order 12345678 totals 4500."}, runtime)
     assert out["outbound"] == ["I'm moving; call me at [PHONE_NUMBER_1]. Order 12345678 totals 4500."]
+
+
+@pytest.fixture(scope="module")
+def default(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    """The shipped default policy: built-in NER (loaded from package data, offline) plus gazetteers."""
+    running = start_proxy((ROOT / "policies/default.yaml").read_text(), tmp_path_factory.mktemp("default"),
+                          upstream_server.base_url)
+    yield running
+    finish_proxy(running)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_default_policy_finds_names_places_and_organizations(default: ProxyProcess, fake: FakeUpstream,
+                                                             stream: bool) -> None:
+    prompt = ("Hi, I'm Priyanka Raman, a nurse at Northwind Health in Leeds. Draft a note to my manager "
+              "Tobias Lindqvist saying I'm moving to Rotterdam in June. Thanks, Priyanka")
+    fake.push(Behaviour(answer="Dear [PERSON_2], [PERSON_1] from [ORGANIZATION_1] will move to [LOCATION_2]."))
+    sdk = openai.OpenAI(base_url=default.base_url, api_key="k", max_retries=0)
+    kwargs = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        text = "".join(c.delta.content or "" for chunk in sdk.chat.completions.create(stream=True, **kwargs)
+                       for c in chunk.choices)
+    else:
+        text = sdk.chat.completions.create(**kwargs).choices[0].message.content
+    sent = fake.requests[-1].json["messages"][0]["content"]
+    for value in ("Priyanka", "Raman", "Northwind", "Leeds", "Tobias", "Lindqvist", "Rotterdam"):
+        assert value not in sent
+    # Numbered in order of appearance; the second "Priyanka" gets the same token as the first mention's name.
+    assert sent.startswith("Hi, I'm [PERSON_1], a nurse at [ORGANIZATION_1] in [LOCATION_1].")
+    assert "[PERSON_2]" in sent and "[LOCATION_2]" in sent
+    assert text == "Dear Tobias Lindqvist, Priyanka Raman from Northwind Health will move to Rotterdam."

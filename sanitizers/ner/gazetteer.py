@@ -51,7 +51,9 @@ _NOT_NAMES = frozenset(
     "sir madam madame team all everyone there guys folks friends sirs colleagues customer customers client "
     "hiring manager recruiter doctor professor mr mrs ms dr prof the a an my our your his her their this that "
     "i me you we they he she it here now today tomorrow again back sorry happy glad pleased writing "
-    "looking interested currently going trying".split()
+    "looking interested currently going trying i i'm i've i'll i'd im "
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
 )
 _MAX_NAME_WORDS = 4
 
@@ -171,7 +173,7 @@ class NameGazetteer:
             lower = word.lower()
             strong = start in strong_ends
             weak = not strong and start in weak_ends
-            run = self._name_run(text, words, index, allow_lower=strong)
+            run = 0 if lower in _NOT_NAMES else self._name_run(text, words, index, allow_lower=strong)
             if run:
                 last_index = index + run - 1
                 run_end = words[last_index][1]

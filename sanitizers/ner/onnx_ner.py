@@ -143,14 +143,21 @@ def scheme_from_labels(labels: Sequence[str], mapping: dict[str, str | None] | N
     return LabelScheme(tuple(begin), tuple(entity))
 
 
+# Abbreviations whose final '.' belongs to a name ("Acme Inc.", "Main St."); a sentence's final
+# period after "Tom" does not.
+_ABBREVIATIONS = frozenset(
+    "jr sr st dr mr mrs ms mt ft co inc ltd corp llc plc bros ave rd blvd ln hwy apt no dept univ".split()
+)
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Strip surrounding spaces/punctuation, keeping a '.' that ends a short abbreviation ("Jr.", "Inc.")."""
+    """Strip surrounding spaces/punctuation, keeping a '.' that ends an abbreviation ("Jr.", "Inc.")."""
     while start < end and not text[start].isalnum():
         start += 1
     while end > start and not text[end - 1].isalnum():
         if text[end - 1] == "." and end - start > 1:
             word = re.search(r"(\w+)\.$", text[start:end])
-            if word and len(word.group(1)) <= 3 and word.group(1)[0].isupper():
+            if word and word.group(1).lower() in _ABBREVIATIONS:
                 break
         end -= 1
     return start, end

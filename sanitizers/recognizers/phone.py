@@ -150,24 +150,29 @@ class _Region:
         self.country_code = str(metadata.country_code)
         prefix = main.national_prefix_for_parsing if main is not None else None
         self.national_prefix = re.compile(prefix) if prefix else None
-        self._needs_prefix: dict[str, bool] = {}
+        self._formats, self._format_needs_prefix = _format_chooser(main)
 
     def could_hold(self, digits: str, starts: Iterable[int], ends: Iterable[int]) -> bool:
         """Whether some digits[s + k : e] (s in starts: where the candidate's digits begin; e in
         ends; k ≤ strip) can be the NSN of a number the matcher accepts."""
         if self.full is None:
             return True
-        ends = list(ends)
+        ends = sorted(ends)
+        shortest, longest, strip, full = self.shortest, self.longest, self.strip, self.full
         for start in starts:
-            # No national prefix (nor calling code) in front: only numbers that need none qualify.
-            prefixed = digits.startswith(self.country_code, start) or (
-                self.national_prefix is None or self.national_prefix.match(digits, start) is not None)
+            prefixed: bool | None = None  # computed on first need
             for end in ends:
-                for k in range(self.strip + 1):
-                    length = end - start - k
-                    if length < self.shortest:
-                        break
-                    if length <= self.longest and self.full.fullmatch(digits, start + k, end):
+                size = end - start
+                if size < shortest:
+                    continue
+                if size - strip > longest:
+                    break  # ends only grow
+                for k in range(max(0, size - longest), min(strip, size - shortest) + 1):
+                    if full.fullmatch(digits, start + k, end):
+                        if prefixed is None:
+                            # No national prefix (nor calling code) in front: only numbers that need none qualify.
+                            prefixed = digits.startswith(self.country_code, start) or (
+                                self.national_prefix is None or self.national_prefix.match(digits, start) is not None)
                         if prefixed or not self.needs_prefix(digits[start + k : end]):
                             return True
         return False
@@ -175,18 +180,10 @@ class _Region:
     def needs_prefix(self, nsn: str) -> bool:
         """Whether the matcher (leniency VALID) rejects this number written without its national
         prefix: `_is_national_prefix_present_if_required`, for a number given in national format."""
-        found = self._needs_prefix.get(nsn)
-        if found is None:
-            found = False
-            rule = None
-            if _choose_format is not None and self._main is not None:
-                rule = _choose_format(self._main.number_format, nsn)
-            if rule is not None and rule.national_prefix_formatting_rule:
-                found = not rule.national_prefix_optional_when_formatting and not _first_group_only(
-                    rule.national_prefix_formatting_rule)
-            if len(self._needs_prefix) < 65536:
-                self._needs_prefix[nsn] = found
-        return found
+        if self._formats is None:
+            return False
+        chosen = self._formats.fullmatch(nsn)
+        return chosen is not None and self._format_needs_prefix[chosen.lastgroup]
 
     def hopeless_window(self, digits: str, starts: Iterable[int], ends: list[int]) -> bool:
         """True when no candidate in a window (no '+', no letters) can hold a valid number of this
@@ -235,9 +232,23 @@ def _prefix_width(pattern: str | None, transform: str | None) -> int:
     return 99 if width is None else width
 
 
-# libphonenumber's own helpers for the national-prefix rule (private: without them, no shortcut).
-_choose_format = getattr(phonenumberutil, "_choose_formatting_pattern_for_number", None)
-_first_group_only = getattr(phonenumberutil, "_formatting_rule_has_first_group_only", lambda rule: True)
+# libphonenumber's own helper for the national-prefix rule (private: without it, no shortcut).
+_first_group_only = getattr(phonenumberutil, "_formatting_rule_has_first_group_only", None)
+
+
+def _format_chooser(metadata: Any) -> tuple[Any, dict[str, bool]]:
+    """One regex doing `_choose_formatting_pattern_for_number` (the first format whose last
+    leading-digits pattern matches the number's start and whose pattern fullmatches it), its
+    branches named f0, f1, …, and whether each format's rule asks for the national prefix."""
+    if metadata is None or _first_group_only is None or not metadata.number_format:
+        return None, {}
+    branches, needs = [], {}
+    for number, fmt in enumerate(metadata.number_format):
+        leading = f"(?=(?:{fmt.leading_digits_pattern[-1]}))" if fmt.leading_digits_pattern else ""
+        branches.append(f"(?P<f{number}>{leading}(?:{fmt.pattern}))")
+        rule = fmt.national_prefix_formatting_rule
+        needs[f"f{number}"] = bool(rule) and not fmt.national_prefix_optional_when_formatting and not _first_group_only(rule)
+    return re.compile("|".join(branches)), needs
 
 _NO_MATCH = object()
 
@@ -281,6 +292,7 @@ class PhoneFinder:
         # The matcher's own candidate pattern (stdlib `re`), so the runs hold every candidate.
         self._candidates = WindowedPattern(candidate.pattern, candidate.flags, engine=re)
         self._memo = _Memo(memo_size)
+        self._fewest_digits = min((r.min_digits for r in self.regions), default=0)
 
     def clear_memo(self) -> None:
         """Forget memoised parse outcomes (benchmarks: time first sightings only)."""
@@ -291,33 +303,7 @@ class PhoneFinder:
         spans: set[tuple[int, int]] = set()
         n = len(text)
         for low, high in self._candidates.windows(occurrences):
-            window = text[low:high]
-            if any(p in window for p in _PLUS):  # any country: only the digit count can rule it out
-                count = _digit_count(window)
-                regions = [r for r in self.regions if count >= min(r.min_digits, 1 + _global_shortest())]
-            else:
-                # Candidates start and end with digits: letters before the first digit or after the
-                # last one are in no candidate. Inside, a candidate holds letters only as a whole
-                # extension label ("ext", "x", "anexo", …): with one, letters may turn into digits
-                # and extensions cut numbers anywhere, so every region stays; other words only
-                # separate candidates, like any non-digit.
-                core = _CORE.search(window)
-                if core is None:
-                    continue
-                inner = core.group()
-                if _LETTER.search(inner) and any(_LABEL_WORD.fullmatch(run) for run in _LETTER_RUNS.findall(inner)):
-                    regions = list(self.regions)
-                else:
-                    runs = [m.span() for m in _DIGITS.finditer(inner)]
-                    digits = _ascii_digits(inner)
-                    ends = list(accumulate(e - s for s, e in runs))
-                    starts: Iterable[int] = [end - (e - s) for end, (s, e) in zip(ends, runs)]
-                    if _EXTENSION_LABELS.search(inner) or any(e - s > _LONGEST_CANDIDATE_RUN for s, e in runs):
-                        # An extension's digit limit, or the matcher's block limit, can end a
-                        # candidate inside a digit run: the next one starts there.
-                        starts = range(len(digits))
-                        ends = list(range(1, len(digits) + 1))
-                    regions = [r for r in self.regions if not r.hopeless_window(digits, starts, ends)]
+            regions = self._regions_for(text[low:high])
             if not regions:
                 continue
             start = max(0, low - _CONTEXT_CHARS)
@@ -328,6 +314,35 @@ class PhoneFinder:
                     if low <= s and e <= high:
                         spans.add((s, e))
         return sorted(spans)
+
+    def _regions_for(self, window: str) -> list[_Region]:
+        """The regions in which some candidate of this window could be a valid number."""
+        if any(p in window for p in _PLUS):  # any country: only the digit count can rule it out
+            count = _digit_count(window)
+            return [r for r in self.regions if count >= min(r.min_digits, 1 + _global_shortest())]
+        # Candidates start and end with digits: letters before the first digit or after the last
+        # one are in no candidate.
+        core = _CORE.search(window)
+        if core is None:
+            return []
+        inner = core.group()
+        digits = _ascii_digits(inner)
+        if len(digits) < self._fewest_digits:
+            return []
+        # Inside, a candidate holds letters only as a whole extension label ("ext", "x", "anexo", …):
+        # with one, letters may turn into digits and extensions cut numbers anywhere, so every
+        # region stays; other words only separate candidates, like any non-digit.
+        if _LETTER.search(inner) and any(_LABEL_WORD.fullmatch(run) for run in _LETTER_RUNS.findall(inner)):
+            return list(self.regions)
+        runs = [m.end() - m.start() for m in _DIGITS.finditer(inner)]
+        ends = list(accumulate(runs))
+        starts: Iterable[int] = [end - length for end, length in zip(ends, runs)]
+        if _EXTENSION_LABELS.search(inner) or max(runs) > _LONGEST_CANDIDATE_RUN:
+            # An extension's digit limit, or the matcher's block limit, can end a candidate inside
+            # a digit run: the next one starts there.
+            starts = range(len(digits))
+            ends = list(range(1, len(digits) + 1))
+        return [r for r in self.regions if not r.hopeless_window(digits, starts, ends)]
 
 
 def _global_shortest() -> int:
