@@ -33,16 +33,17 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sanitizers.presidio_engine import build_presidio_analyzer  # noqa: E402
-from sanitizers.recognizers import PatternTier  # noqa: E402
-from sanitizers.recognizers.validators import is_us_phone  # noqa: E402
+from privacy_proxy.policy.loader import load_policy
+from sanitizers.presidio_engine import build_presidio_analyzer
+from sanitizers.recognizers import PatternTier
+from sanitizers.recognizers.validators import is_us_phone
 
 DEFAULT_DATA = Path("/work/shared/data/presidio_synth/synth_dataset_v2.json")
 THRESHOLD = 0.4
@@ -66,12 +67,10 @@ def chat_texts(texts: list[str], count: int) -> list[str]:
     built: list[str] = []
     lines: list[str] = []
     size = 0
-    filler = 0
-    for text in texts * 10:
-        for line in (FILLER[filler % len(FILLER)], f"User: {text}"):
+    for number, text in enumerate(texts * 10):
+        for line in (FILLER[number % len(FILLER)], f"User: {text}"):
             lines.append(line)
             size += len(line) + 1
-        filler += 1
         if size >= 1000:
             built.append("\n".join(lines))
             lines, size = [], 0
@@ -101,15 +100,16 @@ def miss_kind(text: str, entity: str, start: int, end: int, tier_spans: set[tupl
     return "other"
 
 
-def compare(texts: list[str], presidio: list[Any], tier: list[Any]) -> dict[str, Any]:
+def compare(texts: list[str], presidio: list[Any], tier: list[Any],
+            threshold: Callable[[str], float] = lambda entity: THRESHOLD) -> dict[str, Any]:
     wanted = found = 0
     misses: Counter[str] = Counter()
     examples: list[dict[str, Any]] = []
     extra = 0
     for text, theirs, ours in zip(texts, presidio, tier):
-        ours_ok = {(d.entity, d.start, d.end) for d in ours if d.score >= THRESHOLD}
+        ours_ok = {(d.entity, d.start, d.end) for d in ours if d.score >= threshold(d.entity)}
         spans = {(d.entity, d.start, d.end) for d in ours}
-        theirs_ok = {(r.entity_type, r.start, r.end) for r in theirs if r.score >= THRESHOLD}
+        theirs_ok = {(r.entity_type, r.start, r.end) for r in theirs if r.score >= threshold(r.entity_type)}
         for key in theirs_ok:
             wanted += 1
             if key in ours_ok:
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "patterns.json")
+    parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.yaml",
+                        help="thresholds for the `tier@policy` engine (patterns that cannot reach them are not run)")
     args = parser.parse_args(argv)
 
     texts = load_texts(args.data, args.samples)
@@ -150,10 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tier = PatternTier(languages=("en",))
     tier_build = time.perf_counter() - started
+    detection = load_policy(args.policy).policy.detection
+    entity_thresholds = dict(detection.entity_thresholds)
+
+    def policy_threshold(entity: str) -> float:
+        return entity_thresholds.get(entity, detection.score_threshold)
+
+    tier_at_policy = PatternTier(languages=("en",), thresholds=entity_thresholds,
+                                 default_threshold=detection.score_threshold)
 
     rows = []
     report: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "build_s": {"presidio": round(presidio_build, 3), "tier": round(tier_build, 3)},
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, corpus in corpora.items():
         chars = sum(map(len, corpus))
-        analyze_presidio = lambda text: presidio.analyze(text, language="en")  # noqa: E731
+        analyze_presidio = lambda text: presidio.analyze(text, language="en")
         for text in corpus:  # warm-up
             analyze_presidio(text)
             tier.analyze(text)
@@ -170,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         tier_s, tier_results = time_passes(tier.analyze, corpus, args.repeat, tier.phone.clear_memo)
         warm_s, _ = time_passes(tier.analyze, corpus, args.repeat)  # phone memo kept: numbers seen before
         recall = compare(corpus, presidio_results, tier_results)
+        for text in corpus:
+            tier_at_policy.analyze(text)
+        policy_s, policy_results = time_passes(tier_at_policy.analyze, corpus, args.repeat,
+                                               tier_at_policy.phone.clear_memo)
+        policy_recall = compare(corpus, presidio_results, policy_results, policy_threshold)
         entry = {
             "texts": len(corpus),
             "chars": chars,
@@ -182,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             "tier_warm_memo": {"seconds": round(warm_s, 4), "us_per_char": round(warm_s * 1e6 / chars, 3),
                                "speedup": round(presidio_s / warm_s, 1)},
             "recall": recall,
+            # Same tier built with the policy's thresholds: unreachable weak patterns are not run.
+            "tier_at_policy": {"policy": args.policy.name, "seconds": round(policy_s, 4),
+                               "us_per_char": round(policy_s * 1e6 / chars, 3),
+                               "speedup": round(presidio_s / policy_s, 1), "recall": policy_recall},
         }
         report["corpora"][name] = entry
         rows.append((name, entry))
@@ -196,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{entry['tier']['us_per_char']:>10.3f} {entry['speedup']:>6.1f}x "
               f"{entry['tier_warm_memo']['speedup']:>5.1f}x {recall['recall_vs_presidio']:>6.3f} "
               f"{recall['recall_excluding_fixed']:>10.3f}  {misses:<28} {recall['tier_extra_spans']:>5}")
+    for name, entry in rows:
+        at_policy = entry["tier_at_policy"]
+        print(f"{name:8} tier@{at_policy['policy']}: {at_policy['us_per_char']:.3f} µs/char, "
+              f"{at_policy['speedup']:.1f}x, recall vs Presidio at the policy's thresholds "
+              f"{at_policy['recall']['recall_vs_presidio']:.3f} (excl. fixes {at_policy['recall']['recall_excluding_fixed']:.3f})")
     print("speedup: Presidio time / tier time (tier's phone memo cleared before each pass); "
           "warm: memo kept, numbers parsed in an earlier pass")
     args.out.parent.mkdir(parents=True, exist_ok=True)

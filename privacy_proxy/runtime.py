@@ -25,6 +25,8 @@ def detector_settings(policy: Policy) -> DetectorSettings:
         entities=tuple(detection.entities),
         allow_list=tuple(detection.allow_list),
         min_score=min(thresholds),
+        entity_thresholds=dict(detection.entity_thresholds),
+        default_threshold=detection.score_threshold,
         custom=tuple(
             CustomRecognizer(
                 name=spec.name,

@@ -55,6 +55,9 @@ class DetectorSettings:
     entities: Sequence[str] = ()
     allow_list: Sequence[str] = ()
     min_score: float = 0.0
+    # The policy's thresholds, so patterns that can never reach them are not run (results unchanged).
+    entity_thresholds: Mapping[str, float] = field(default_factory=dict)
+    default_threshold: float = 0.0
     custom: Sequence[CustomRecognizer] = ()
     cache_size: int = 4096
     chunk_chars: int = 4000
@@ -119,6 +122,8 @@ class Detector:
             custom=SUPPLEMENTARY + tuple(settings.custom),
             allow_list=tuple(settings.allow_list),
             entities=tuple(settings.entities) or None,
+            thresholds=settings.entity_thresholds,
+            default_threshold=settings.default_threshold,
         )
         self.models = _load_models(settings)
         # spaCy pipelines are not documented as thread-safe; one call at a time per model.

@@ -13,6 +13,30 @@ from typing import Protocol
 # Entity names the built-in models are trained to emit.
 NER_LABELS = ("PERSON", "LOCATION", "ORGANIZATION")
 
+# A user model's labels → the proxy's entity names. None drops a label; a label not listed keeps its
+# own (upper-cased) name, because an unknown label may still be private.
+DEFAULT_LABEL_MAP: dict[str, str | None] = {
+    "PER": "PERSON", "PERS": "PERSON", "PERSON": "PERSON",
+    "LOC": "LOCATION", "GPE": "LOCATION", "LOCATION": "LOCATION", "FAC": "LOCATION",
+    "ORG": "ORGANIZATION", "ORGANIZATION": "ORGANIZATION", "ORGANISATION": "ORGANIZATION",
+    "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+    "NORP": "NRP",
+    # not personal data: OntoNotes / CoNLL leftovers
+    "MISC": None, "CARDINAL": None, "ORDINAL": None, "QUANTITY": None, "PERCENT": None, "MONEY": None,
+    "WORK_OF_ART": None, "LAW": None, "LANGUAGE": None, "EVENT": None, "PRODUCT": None,
+}  # fmt: skip
+
+
+def label_mapping(overrides: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """DEFAULT_LABEL_MAP with a policy's `ner_labels` on top (keys upper-cased; "" or "O" drops)."""
+    mapping = {**DEFAULT_LABEL_MAP, **{key.upper(): value for key, value in (overrides or {}).items()}}
+    return {key: (None if value in (None, "", "O") else value) for key, value in mapping.items()}
+
+
+def proxy_label(label: str, mapping: dict[str, str | None]) -> str | None:
+    upper = label.upper()
+    return mapping.get(upper, upper)
+
 
 @dataclass(frozen=True, slots=True)
 class NerSpan:

@@ -6,7 +6,7 @@ is not a local directory is refused. torch and transformers are imported only wh
 configured (`pip install 'privacy-proxy[ml]'`).
 
 Label names are parsed as BIO / BIOES / BILOU ("B-PER", "I-ORG", "S-LOC") or plain IO ("PER") and the
-entity part is mapped to the proxy's names through DEFAULT_LABEL_MAP, which `label_map` overrides. A
+entity part is mapped to the proxy's names through sanitizers.ner.DEFAULT_LABEL_MAP, which `label_map` overrides. A
 mapped value of None, "" or "O" drops the entity; an entity in neither map is kept under its upper-cased
 name (an unknown label may still be private, so it is not silently discarded).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sanitizers.ner import NerSpan, NerUnavailable
+from sanitizers.ner import NerSpan, NerUnavailable, label_mapping
 from sanitizers.ner.onnx_ner import (
     Encoded,
     decode_spans,
@@ -29,18 +29,6 @@ from sanitizers.ner.onnx_ner import (
 )
 
 INSTALL_HINT = "pip install 'privacy-proxy[ml]'"
-
-DEFAULT_LABEL_MAP: dict[str, str | None] = {
-    "PER": "PERSON", "PERS": "PERSON", "PERSON": "PERSON",
-    "LOC": "LOCATION", "GPE": "LOCATION", "LOCATION": "LOCATION", "FAC": "LOCATION",
-    "ORG": "ORGANIZATION", "ORGANIZATION": "ORGANIZATION", "ORGANISATION": "ORGANIZATION",
-    "DATE": "DATE_TIME", "TIME": "DATE_TIME",
-    "NORP": "NRP",
-    # not personal data: OntoNotes / CoNLL leftovers
-    "MISC": None, "CARDINAL": None, "ORDINAL": None, "QUANTITY": None, "PERCENT": None, "MONEY": None,
-    "WORK_OF_ART": None, "LAW": None, "LANGUAGE": None, "EVENT": None, "PRODUCT": None,
-}
-
 
 def _resolve_dir(path: str | Path) -> Path:
     """The model directory, or NerUnavailable (never a hub lookup)."""
@@ -79,7 +67,7 @@ class TransformersNer:
         self._model.eval()
         id2label = self._model.config.id2label
         labels = [str(id2label[i]) for i in range(len(id2label))]
-        mapping = {**DEFAULT_LABEL_MAP, **{k.upper(): v for k, v in (label_map or {}).items()}}
+        mapping = label_mapping(label_map)
         self.scheme = scheme_from_labels(labels, mapping)
         self.name = f"transformers:{model_dir.name}"
         # the special tokens around one window ([CLS] x [SEP], <s> x </s>, ...), read off a probe encoding

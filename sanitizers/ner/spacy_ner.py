@@ -11,23 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sanitizers.ner import NerSpan, NerUnavailable
+from sanitizers.ner import NerSpan, NerUnavailable, label_mapping, proxy_label
 
 # spaCy / OntoNotes / CoNLL label names -> proxy entity names. Labels not listed are dropped.
-SPACY_LABELS: dict[str, str] = {
-    "PERSON": "PERSON",
-    "PER": "PERSON",
-    "GPE": "LOCATION",
-    "LOC": "LOCATION",
-    "FAC": "LOCATION",
-    "LOCATION": "LOCATION",
-    "ORG": "ORGANIZATION",
-    "ORGANIZATION": "ORGANIZATION",
-    "NORP": "NRP",
-    "DATE": "DATE_TIME",
-    "TIME": "DATE_TIME",
-}
-
 DEFAULT_SCORE = 0.85
 # Components that entity recognition needs; every other pipe (tagger, parser, lemmatizer...) is disabled.
 _NEEDED_FACTORIES = frozenset({"ner", "tok2vec", "transformer", "entity_ruler", "span_ruler", "beam_ner"})
@@ -74,7 +60,7 @@ class SpacyNer:
             nlp.select_pipes(disable=unneeded)
         nlp.max_length = _MAX_LENGTH
         self.nlp = nlp
-        self.labels: dict[str, str] = {**SPACY_LABELS, **(label_map or {})}
+        self.labels = label_mapping(label_map)
         self.score = score
         self.name = name or f"spacy:{path.name if path.is_dir() else target}"
 
@@ -84,8 +70,8 @@ class SpacyNer:
         doc = self.nlp(text)
         spans: list[NerSpan] = []
         for ent in doc.ents:
-            label = self.labels.get(ent.label_)
-            if not label:
+            label = proxy_label(ent.label_, self.labels)
+            if label is None:
                 continue
             # Numbers and IDs tagged PERSON are a known false positive of small models.
             if label == "PERSON" and not any(ch.isalpha() for ch in ent.text):

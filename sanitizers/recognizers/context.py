@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import runpy
 import unicodedata
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import regex
@@ -44,7 +45,7 @@ def lemma(word: str) -> str:
     return lower
 
 
-@lru_cache(maxsize=None)
+@cache
 def stop_words(language: str) -> frozenset[str]:
     """spaCy's stop words for `language`, read from its data module (importing spaCy costs ~1 s)."""
     spec = importlib.util.find_spec("spacy")
@@ -52,9 +53,8 @@ def stop_words(language: str) -> frozenset[str]:
     for location in locations:
         path = Path(location) / "lang" / language / "stop_words.py"
         if path.is_file():
-            namespace: dict[str, object] = {}
-            exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)  # plain data module
-            words = namespace.get("STOP_WORDS")
+            # spaCy's own data module, run as a file: no spaCy package import.
+            words = runpy.run_path(str(path)).get("STOP_WORDS")
             if isinstance(words, (set, frozenset)):
                 return frozenset(str(word) for word in words)
     logger.warning("no spaCy stop words for %r: context windows will count every word", language)

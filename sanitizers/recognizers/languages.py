@@ -17,9 +17,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import ClassVar
 
-from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer import (
+    EntityRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+)
 from presidio_analyzer import predefined_recognizers as predefined
 
 from sanitizers.recognizers.validators import fr_nir_valid
@@ -47,14 +53,14 @@ class FrNirRecognizer(PatternRecognizer):
     """French social security number (NIR): sex, birth year and month, department (2A/2B for
     Corsica), commune, order number, and a two-digit key checked by `fr_nir_valid`."""
 
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern(
             "NIR (medium)",
             r"\b[12478]\s?\d{2}\s?(?:0[1-9]|1[0-2]|[2-9]\d)\s?(?:\d{2}|2[AB])\s?\d{3}\s?\d{3}\s?\d{2}\b",
             0.5,
         ),
     ]
-    CONTEXT = ["sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "vitale", "assuré"]
+    CONTEXT: ClassVar[list[str]] = ["sécurité sociale", "securite sociale", "sécu", "secu", "nir", "insee", "vitale", "assuré"]
 
     def __init__(self, supported_language: str = "fr", supported_entity: str = "FR_NIR") -> None:
         super().__init__(
@@ -163,7 +169,7 @@ def context_words(language: str, entity: str) -> tuple[str, ...]:
     return CONTEXT_WORDS.get(language, {}).get(entity, ())
 
 
-@lru_cache(maxsize=None)
+@cache
 def coverage(languages: Iterable[str] = SUPPORTED_LANGUAGES) -> dict[str, list[str]]:
     """Language → the entity types its recognizers report (language-independent ones included)."""
     return {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import regex
 
@@ -37,7 +37,7 @@ class _Finder:
     """Finds one trigger's occurrences in a text, as sorted (start, end) spans. Interned: patterns
     with the same trigger share one finder, and so one cached list per text."""
 
-    _interned: dict[tuple[Trigger, int, Any], _Finder] = {}
+    _interned: ClassVar[dict[tuple[Trigger, int, Any], _Finder]] = {}
     _lock = threading.Lock()
 
     def __init__(self, trigger: Trigger, flags: int, engine: Any) -> None:
@@ -46,6 +46,8 @@ class _Finder:
         self.digits = tuple(sorted(((atom.digits, _Membership(engine.compile(atom.precede, flags)) if atom.precede
                                      else None) for atom in trigger if atom.digits), key=lambda d: (d[0], d[1] is None)))
         self.fewest_digits = min((k for k, _ in self.digits), default=0)
+        # Digit runs this long are occurrences whatever comes before them (0: no such atom).
+        self.plain_digits = min((k for k, member in self.digits if member is None), default=0)
         self.chars = frozenset(c for atom in trigger for c in atom.chars)
         # (characters, membership of the one before or None, of the one after or None) per symbol atom
         self.symbols = tuple(
@@ -106,12 +108,13 @@ class _Membership(dict[str, bool]):
 class Occurrences:
     """One text's trigger occurrences and alphabet runs, computed on first use (one per analyze call)."""
 
-    __slots__ = ("text", "_digit_runs", "_longest", "_characters", "_positions", "_found", "_reversed", "_runs")
+    __slots__ = ("_characters", "_digit_runs", "_found", "_longest", "_positions", "_reversed", "_runs", "_total", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._digit_runs: list[tuple[int, int, str]] | None = None
         self._longest = 0
+        self._total = 0
         self._characters: frozenset[str] | None = None
         self._positions: dict[str, list[tuple[int, str, str]]] = {}
         self._found: dict[Any, list[tuple[int, int]]] = {}
@@ -125,7 +128,13 @@ class Occurrences:
             self._digit_runs = [(m.start(), m.end(), text[m.start() - 1] if m.start() else "")
                                 for m in _DIGIT_RUN.finditer(text)]
             self._longest = max((e - s for s, e, _ in self._digit_runs), default=0)
+            self._total = sum(e - s for s, e, _ in self._digit_runs)
         return self._digit_runs
+
+    def digit_total(self) -> int:
+        """How many digits the text holds."""
+        self.digit_runs()
+        return self._total
 
     def longest_digit_run(self) -> int:
         self.digit_runs()
@@ -147,6 +156,15 @@ class Occurrences:
         if self._characters is None:
             self._characters = frozenset(self.text)
         return self._characters
+
+    def has(self, finder: _Finder) -> bool:
+        """Whether the trigger occurs at all (often known without listing its occurrences)."""
+        found = self._found.get(finder)
+        if found is not None:
+            return bool(found)
+        if finder.plain_digits and self.longest_digit_run() >= finder.plain_digits:
+            return True
+        return bool(self.of(finder))
 
     def of(self, finder: _Finder) -> list[tuple[int, int]]:
         found = self._found.get(finder)  # identity hash: finders are interned
@@ -171,7 +189,7 @@ class WindowedPattern:
     """A compiled pattern plus its shape; `finditer` yields the matches a whole-text scan yields.
     Read-only after construction; `get` shares one per (source, flags, engine)."""
 
-    _cache: dict[tuple[str, int, Any], WindowedPattern] = {}
+    _cache: ClassVar[dict[tuple[str, int, Any], WindowedPattern]] = {}
     _cache_lock = threading.Lock()
 
     @classmethod
@@ -216,6 +234,8 @@ class WindowedPattern:
         # little when the engine can skip to the pattern's first character, more when that is a
         # letter. Each call picks the cheaper way: windows while there are fewer triggers than
         # text length / `chars_per_window`. Both find exactly the same matches.
+        # A text with fewer digits than every match holds is not scanned at all.
+        self.digit_count = shape.digit_count if shape is not None else 0
         skips = shape is not None and self._engine_skips(shape, engine, class_flags)
         self.chars_per_window = 150 if skips else 12
 
@@ -260,8 +280,13 @@ class WindowedPattern:
 
     def matches(self, text: str, occurrences: Occurrences) -> list[Any]:
         """`finditer`'s matches as a list (`occurrences` must be `text`'s)."""
+        if self.digit_count and occurrences.digit_total() < self.digit_count:
+            return []
         finder = self.finder
         if finder is not None:
+            if not self.can_window or len(text) <= self.chars_per_window:
+                # A whole-text scan either way: only whether the trigger occurs matters.
+                return list(self.compiled.finditer(text)) if occurrences.has(finder) else []
             triggers = occurrences.of(finder)
             if not triggers:
                 return []

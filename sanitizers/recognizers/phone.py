@@ -1,18 +1,24 @@
-"""Phone numbers as Presidio's `PhoneRecognizer` finds them, without scanning the whole text 8 times.
+"""Phone numbers exactly as Presidio's `PhoneRecognizer` finds them, at a fraction of the cost.
 
 Presidio runs libphonenumber's `PhoneNumberMatcher` over the whole text once per region (US, GB, DE,
-FR, IL, IN, CA, BR), leniency VALID, and scores every match 0.4 before context words. Here:
+FR, IL, IN, CA, BR), leniency VALID, and scores every match 0.4 before context words. Here the real
+matcher still decides every match, but:
 
-1. **Windows.** A matcher candidate is a run of the characters its pattern can consume (digits,
-   phone punctuation, extension words) holding a digit. The text is cut into such runs (with
-   `sanitizers.recognizers.patterns`, exact by construction) and the real matcher runs on each run
-   plus a few characters either side, which are what it inspects around a candidate (the previous
-   and next character, a ":mm" time-stamp suffix). Matches outside the run proper are dropped.
-2. **No hopeless parses.** A candidate whose digits are too few to be a valid number for the region
-   (fewer than its shortest national number, or than an international prefix + country code + the
-   shortest number anywhere) is rejected before `parse`, which is where the matcher spends its time.
+1. **Windows.** A matcher candidate is a run of characters its pattern can consume (digits, phone
+   punctuation, extension labels) holding a digit. The matcher runs only on such runs (found with
+   `sanitizers.recognizers.patterns`) plus the few characters it inspects around a candidate (the
+   previous and next one, a ":mm" time-stamp suffix); matches outside the run proper are dropped.
+2. **Regions ruled out.** Without '+', an international prefix or extension labels, `parse` reads
+   a candidate's digits as a national number and may strip only a few leading digits (calling
+   code, national or carrier prefix); `is_valid_number` then needs the rest to have one of the
+   region's lengths and fullmatch one of its number-type patterns, and leniency VALID needs the
+   national prefix where the number's format asks for it. `_Region` checks these necessary
+   conditions on a window's digits — and again on each candidate before `parse`, where the
+   matcher spends its time. A region no candidate can satisfy gets no matcher at all.
 3. **Memo.** Parse-and-verify outcomes are cached per (candidate, region, neighbouring characters):
    a conversation re-sends the same numbers on every turn.
+
+Differential tests against `PhoneRecognizer` (tests/test_recognizers.py) guard the equivalence.
 """
 
 from __future__ import annotations
@@ -27,7 +33,12 @@ from typing import Any
 
 import phonenumbers
 import regex
-from phonenumbers import PhoneNumberMatcher, phonenumbermatcher, phonenumberutil, re_util
+from phonenumbers import (
+    PhoneNumberMatcher,
+    phonenumbermatcher,
+    phonenumberutil,
+    re_util,
+)
 from phonenumbers.phonemetadata import PhoneMetadata
 
 from sanitizers.recognizers.patterns import Occurrences, WindowedPattern
@@ -107,7 +118,6 @@ class _Memo:
                 self._data.popitem(last=False)
 
 
-
 class _Region:
     """What a candidate needs before `parse` can find a valid number of this region in it.
 
@@ -122,27 +132,32 @@ class _Region:
     def __init__(self, region: str) -> None:
         self.code = region
         metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            raise ValueError(f"unknown phone region {region!r}")
         # An international dialling prefix (e.g. "011 44 …") can lead to any country's numbers.
-        self.idd = re.compile(metadata.international_prefix) if metadata and metadata.international_prefix else None
+        self.idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
         self.min_digits = min(_shortest_number(region), _shortest_idd(region) + 1 + _global_shortest())
         # The calling code, then a national prefix twice (once while extracting the calling code,
         # once more on the national number: "49 0 0 948…" parses as a German 948…).
         self.strip = len(str(metadata.country_code)) + 2 * _prefix_width(
             metadata.national_prefix_for_parsing, metadata.national_prefix_transform_rule)
         siblings = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,))
-        patterns, lengths = [], []
+        by_length: dict[int, list[str]] = {}
         for sibling in siblings:
             desc = PhoneMetadata.metadata_for_region(sibling)
             if desc is None or desc.general_desc is None:
                 continue
-            lengths.extend(desc.general_desc.possible_length or (1, 99))
+            general = set(desc.general_desc.possible_length or range(1, 18))
             for kind in _NUMBER_TYPES:
                 number_desc = getattr(desc, kind, None)
-                if number_desc is not None and number_desc.national_number_pattern:
-                    patterns.append(f"(?:{number_desc.national_number_pattern})")
-        self.shortest, self.longest = (min(lengths), max(lengths)) if lengths else (1, 99)
-        # Metadata patterns have no anchors or look-arounds: an unanchored search finds a substring.
-        self.full = re.compile("|".join(patterns)) if patterns else None
+                if number_desc is None or not number_desc.national_number_pattern:
+                    continue
+                # A type without lengths of its own takes the general ones (both are checked).
+                for length in general & set(number_desc.possible_length or general):
+                    by_length.setdefault(length, []).append(f"(?:{number_desc.national_number_pattern})")
+        # Per NSN length, the patterns an NSN of that length must fullmatch (one of).
+        self.by_length = {length: re.compile("|".join(dict.fromkeys(found))) for length, found in by_length.items()}
+        self.shortest, self.longest = (min(by_length), max(by_length)) if by_length else (1, 0)
         # Leniency VALID also wants the national prefix ("0 30 …") where the number's format rule
         # asks for one, unless the calling code was read from the digits ("49 30 …").
         main = PhoneMetadata.metadata_for_region(phonenumbers.region_code_for_country_code(metadata.country_code))
@@ -155,10 +170,10 @@ class _Region:
     def could_hold(self, digits: str, starts: Iterable[int], ends: Iterable[int]) -> bool:
         """Whether some digits[s + k : e] (s in starts: where the candidate's digits begin; e in
         ends; k ≤ strip) can be the NSN of a number the matcher accepts."""
-        if self.full is None:
-            return True
+        if not self.by_length:
+            return True  # no metadata to rule anything out
         ends = sorted(ends)
-        shortest, longest, strip, full = self.shortest, self.longest, self.strip, self.full
+        shortest, longest, strip, by_length = self.shortest, self.longest, self.strip, self.by_length
         for start in starts:
             prefixed: bool | None = None  # computed on first need
             for end in ends:
@@ -168,7 +183,8 @@ class _Region:
                 if size - strip > longest:
                     break  # ends only grow
                 for k in range(max(0, size - longest), min(strip, size - shortest) + 1):
-                    if full.fullmatch(digits, start + k, end):
+                    pattern = by_length.get(size - k)
+                    if pattern is not None and pattern.fullmatch(digits, start + k, end):
                         if prefixed is None:
                             # No national prefix (nor calling code) in front: only numbers that need none qualify.
                             prefixed = digits.startswith(self.country_code, start) or (
@@ -249,6 +265,7 @@ def _format_chooser(metadata: Any) -> tuple[Any, dict[str, bool]]:
         rule = fmt.national_prefix_formatting_rule
         needs[f"f{number}"] = bool(rule) and not fmt.national_prefix_optional_when_formatting and not _first_group_only(rule)
     return re.compile("|".join(branches)), needs
+
 
 _NO_MATCH = object()
 

@@ -8,7 +8,8 @@
 * **min/max width** (``None``: unbounded) and **lookahead**, how far past a match an assertion peeks;
 * **alphabet** — regex source of a class holding every character a match can consume (look-around
   contents excluded); ``None`` when that is any character;
-* **first** — the class of a match's first character; **needs_letter** / **needs_digit**.
+* **first** — the class of a match's first character; **needs_letter** / **needs_digit**, and
+  **digit_count**, the fewest digits a match holds.
 
 The analysis uses the stdlib parser (`re._parser`); the patterns here are written in the common
 subset of `re` and `regex`. Syntax outside the model (or that the stdlib reads differently, such as
@@ -121,7 +122,7 @@ def _digit_free(items: set[str]) -> bool:
             continue
         if item.startswith("[^") or item.startswith("\\") and len(item) == 2 or item == _ANY:
             return False  # negated classes, \d \w \S: may hold digits
-        bounds = [int(part[2:], 16) for part in item.split("-")]
+        bounds = [int(part.removeprefix("\\U"), 16) for part in item.split("-")]
         low, high = bounds[0], bounds[-1]
         if high - low > 0x3000 or any(chr(c).isdecimal() for c in range(low, high + 1)):
             return False
@@ -143,6 +144,7 @@ class _Info:
     last: set[str] = field(default_factory=set)  # classes of its last character
     needs_letter: bool = False
     needs_digit: bool = False
+    digit_count: int = 0  # digits every match holds, at least
 
 
 def _edge(items: list[_Info], attribute: str) -> tuple[set[str], bool]:
@@ -161,7 +163,6 @@ class _Analyzer:
         self.groups: dict[int, _Info] = {}
 
     def sequence(self, parsed: Any) -> _Info:
-        ops = [op for op, _ in parsed]
         infos = [self.item(op, av) for op, av in parsed]
         info = _Info()
         candidates: list[Trigger | None] = []
@@ -178,6 +179,7 @@ class _Analyzer:
             info.any_char |= item.any_char
             info.needs_letter |= item.needs_letter
             info.needs_digit |= item.needs_digit
+            info.digit_count += item.digit_count
             trigger = item.trigger
             if trigger and item.min_width == item.max_width == 1 and all(a.chars for a in trigger):
                 # One symbol (a literal, a class, a group around one): note its neighbours.
@@ -223,7 +225,7 @@ class _Analyzer:
             elif not (char.isalnum() or char.isspace()):
                 trigger = frozenset({Atom(0, None, frozenset(char))})
             return _Info(1, 1, trigger, char.isdecimal(), {source}, False, 0, {source}, {source},
-                         char.isalpha(), char.isdecimal())
+                         char.isalpha(), char.isdecimal(), int(char.isdecimal()))
         if op is _C.NOT_LITERAL:
             source = f"[^{_char_source(av)}]"
             return _Info(1, 1, None, False, {source}, first={source}, last={source})
@@ -261,7 +263,7 @@ class _Analyzer:
                 raise ShapeError("forward group reference")
             # The same text as the group: same alphabet, widths and edges; never a trigger of its own.
             return _Info(group.min_width, group.max_width, None, group.digits_only, set(), group.any_char,
-                         group.lookahead, set(group.first), set(group.last))
+                         group.lookahead, set(group.first), set(group.last), digit_count=group.digit_count)
         if op in _REPEATS:
             return self.repeat(*av)
         raise ShapeError(f"unsupported regex operation {op}")
@@ -281,13 +283,15 @@ class _Analyzer:
         # Each repetition ends at or before the repeat's end: the last one's reach bounds them all.
         edges = (inner.first, inner.last) if high else (set(), set())
         return _Info(low * inner.min_width, max_width, trigger, inner.digits_only, inner.alphabet, inner.any_char,
-                     inner.lookahead, *edges, low >= 1 and inner.needs_letter, low >= 1 and inner.needs_digit)
+                     inner.lookahead, *edges, low >= 1 and inner.needs_letter, low >= 1 and inner.needs_digit,
+                     low * inner.digit_count)
 
     @staticmethod
     def branch(branches: list[_Info]) -> _Info:
         info = _Info(min(b.min_width for b in branches), 0)
         info.needs_letter = all(b.needs_letter for b in branches)
         info.needs_digit = all(b.needs_digit for b in branches)
+        info.digit_count = min(b.digit_count for b in branches)
         trigger: Trigger | None = branches[0].trigger
         for b in branches:
             info.max_width = None if info.max_width is None or b.max_width is None else max(info.max_width, b.max_width)
@@ -337,7 +341,7 @@ class _Analyzer:
             trigger = frozenset({Atom(0, None, frozenset(symbols))})
         edge = set(sources)
         return _Info(1, 1, trigger, digits_only, set(sources), False, 0, edge, set(edge),
-                     letters_only and bool(sources), digits_only and bool(sources))
+                     letters_only and bool(sources), digits_only and bool(sources), int(digits_only and bool(sources)))
 
 
 @dataclass(frozen=True)
@@ -352,6 +356,7 @@ class Shape:
     first: str | None
     needs_letter: bool = False
     needs_digit: bool = False
+    digit_count: int = 0
 
     @property
     def windowed(self) -> bool:
@@ -388,4 +393,4 @@ def analyze_shape(source: str, flags: int) -> Shape:
     lookahead = None if info.lookahead is None else max(1, info.lookahead)
     first = class_source(info.first) if info.min_width else None
     return Shape(info.trigger, info.min_width, info.max_width, lookahead, None if alphabet is None else alphabet + "*",
-                 first, info.needs_letter, info.needs_digit)
+                 first, info.needs_letter, info.needs_digit, info.digit_count)

@@ -8,31 +8,42 @@ What `analyze(text)` does, and where it follows Presidio's `AnalyzerEngine` (bla
    IBAN with Presidio's shorter-group fallback; phone numbers via `phone.PhoneFinder` (0.4);
    custom recognizers' regexes, and all deny lists in one Aho-Corasick pass (`deny.DenyLists`);
 2. per recognizer, Presidio's `remove_duplicates` (same type, contained, not better scored);
-3. context words (`context.ContextScorer`): +0.35, at least 0.4, at most 1.0;
-4. across recognizers, `remove_duplicates` again; then the allow list (case-insensitive here) and
-   the entity filter;
-5. two known false positives of Presidio removed: URLs found inside an e-mail address
-   ("john.do", "example.com" in "john.doe@example.com"), and UK_NHS on a US/CA phone number
-   ("212-555-0143" passes the NHS mod-11 check about one time in eleven) without NHS context words.
+3. fixed false positive: URLs found inside an e-mail address ("john.do" and "example.com" in
+   "john.doe@example.com") are dropped;
+4. context words (`context.ContextScorer`): +0.35, at least 0.4, at most 1.0;
+5. across recognizers, `remove_duplicates` again; fixed false positive: UK_NHS on a US/CA phone
+   number ("212 200 5319" passes the NHS mod-11 check, as about one number in eleven does) is
+   dropped unless NHS words are near; then the allow list (case-insensitive here) and the entity
+   filter.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+import regex
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
-from presidio_analyzer.predefined_recognizers import EmailRecognizer, IbanRecognizer, PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import (
+    EmailRecognizer,
+    IbanRecognizer,
+    PhoneRecognizer,
+)
 
 from sanitizers.recognizers import context as ctx
 from sanitizers.recognizers.deny import DenyLists, fold
 from sanitizers.recognizers.languages import context_words, presidio_recognizers
 from sanitizers.recognizers.patterns import Occurrences, WindowedPattern
 from sanitizers.recognizers.phone import PhoneFinder
-from sanitizers.recognizers.validators import email_domain_ok, has_nhs_context, is_us_phone
+from sanitizers.recognizers.validators import (
+    email_domain_ok,
+    has_nhs_context,
+    is_us_phone,
+)
 from sanitizers.types import Detection
 
 logger = logging.getLogger(__name__)
@@ -105,12 +116,18 @@ class PatternTier:
         custom: Sequence[CustomSpec] = (),
         allow_list: Sequence[str] = (),
         entities: Sequence[str] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        default_threshold: float = 0.0,
     ) -> None:
+        """`thresholds`/`default_threshold`: the scores below which the caller discards a detection;
+        patterns that cannot reach their entity's threshold even with a context word are not run."""
         self.languages = tuple(dict.fromkeys(languages)) or ("en",)
         self.entities = frozenset(entities) if entities else None
         self.allow = frozenset(fold(value) for value in allow_list)
         self.recognizers: list[_Recognizer] = []
         self._build_predefined()
+        # Before the policy's own recognizers join: those stay visible in `scan --explain` below threshold.
+        self._prune_unreachable(thresholds or {}, default_threshold)
         self._build_custom(custom)
         self.phone = PhoneFinder()
         self.context = ctx.ContextScorer(self.languages)
@@ -164,7 +181,7 @@ class PatternTier:
             for pattern_name, source, score in spec.patterns:
                 try:
                     patterns.append((WindowedPattern.get(source, PRESIDIO_FLAGS), float(score)))
-                except Exception as exc:  # regex.error, re.error: both ValueError subclasses or not
+                except (re.error, regex.error, ValueError, TypeError, OverflowError) as exc:
                     raise ValueError(f"custom recognizer {spec.name!r}, pattern {pattern_name!r}: {exc}") from None
             context = tuple(word.lower() for word in spec.context)
             self.recognizers.append(
@@ -174,6 +191,20 @@ class PatternTier:
         self.deny = DenyLists(deny_lists)
 
     # --- analysis -------------------------------------------------------------------------------
+
+    def _prune_unreachable(self, thresholds: Mapping[str, float], default: float) -> None:
+        """Drop predefined patterns whose best possible score is under their entity's threshold: Presidio's
+        0.01–0.05 "weak" patterns under a 0.5 threshold. A validator can raise a score to 1.0, so a recognizer
+        with one keeps all its patterns. Results at or above the thresholds are unchanged."""
+        for recognizer in self.recognizers:
+            if recognizer.kind != "pattern" or recognizer.validate is not None:
+                continue
+            threshold = thresholds.get(recognizer.entity, default)
+            recognizer.patterns = [
+                (pattern, base)
+                for pattern, base in recognizer.patterns
+                if (ctx.boost(base) if recognizer.context else base) >= threshold
+            ]
 
     def _group_patterns(self) -> None:
         """Patterns grouped by trigger finder: one empty trigger list skips a whole group."""
@@ -210,7 +241,7 @@ class PatternTier:
             candidates.update(self._groups_by_char[char])
         for number in sorted(candidates):
             finder, group = self._groups[number]
-            if occurrences.of(finder):
+            if occurrences.has(finder):
                 members.extend(group)
         for index, pattern, base in members:
             matches = pattern.matches(text, occurrences)
@@ -312,8 +343,8 @@ class PatternTier:
         """Fixed false positive: a US/CA phone number passing the NHS mod-11 check, with no NHS words near."""
         kept = []
         for result in results:
-            if result[0] == "UK_NHS" and is_us_phone(text[result[1] : result[2]]):
-                if not has_nhs_context(self.context.surrounding_words(text, result[1])):
-                    continue
+            if (result[0] == "UK_NHS" and is_us_phone(text[result[1] : result[2]])
+                    and not has_nhs_context(self.context.surrounding_words(text, result[1]))):
+                continue
             kept.append(result)
         return kept
