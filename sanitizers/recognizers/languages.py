@@ -33,8 +33,11 @@ from sanitizers.recognizers.validators import fr_nir_valid
 SUPPORTED_LANGUAGES = ("en", "de", "fr", "es")
 NER_RECOGNIZERS = frozenset({"SpacyRecognizer", "StanzaRecognizer", "TransformersRecognizer"})
 
+# Card numbers are the same in every language (Presidio enables them for en/es/it/pl only).
 EXTRA_RECOGNIZERS: dict[str, tuple[str, ...]] = {
+    "fr": ("CreditCardRecognizer",),
     "de": (
+        "CreditCardRecognizer",
         "DeTaxIdRecognizer",
         "DeTaxNumberRecognizer",
         "DePassportRecognizer",
