@@ -15,23 +15,13 @@ from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
+from sanitizers.recognizers.context import lemma
+
 # The bundled public-suffix snapshot; an empty URL tuple means tldextract never fetches the list.
 _OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 # Predefined recognizers whose entities come from an NER model; without one they find nothing.
 _NER_RECOGNIZERS = {"SpacyRecognizer"}
-
-
-def _lemma(word: str) -> str:
-    """A tiny English lemmatizer: enough for context words ("phones" → "phone", "cards" → "card")."""
-    lower = word.lower()
-    if len(lower) > 4 and lower.endswith("ies"):
-        return lower[:-3] + "y"
-    if len(lower) > 4 and lower.endswith(("ses", "xes", "zes", "ches", "shes")):
-        return lower[:-2]
-    if len(lower) > 3 and lower.endswith("s") and not lower.endswith(("ss", "us", "is")):
-        return lower[:-1]
-    return lower
 
 
 class BlankSpacyNlpEngine(NlpEngine):
@@ -59,7 +49,7 @@ class BlankSpacyNlpEngine(NlpEngine):
             entities=[],
             tokens=tokens,  # type: ignore[arg-type]
             tokens_indices=[token.idx for token in tokens],
-            lemmas=[_lemma(token.text) for token in tokens],
+            lemmas=[lemma(token.text) for token in tokens],
             nlp_engine=self,
             language=language,
         )
