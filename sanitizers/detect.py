@@ -15,7 +15,6 @@ Steps per segment (each documented where it lives):
 
 from __future__ import annotations
 
-import logging
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -36,7 +35,6 @@ from sanitizers.recognizers import PatternTier  # noqa: E402
 from sanitizers.recognizers.supplementary import SUPPLEMENTARY  # noqa: E402
 from sanitizers.types import Detection  # noqa: E402
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["CustomRecognizer", "Detector", "DetectorConfigError", "DetectorSettings", "chunk_spans"]
 

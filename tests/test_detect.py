@@ -250,3 +250,23 @@ def test_blank_text_is_not_analyzed(detectors: dict[str, Detector]) -> None:
     counts = detector.cache_hits, detector.cache_misses
     assert detector.analyze("") == () and detector.analyze(" \n\t ") == ()
     assert (detector.cache_hits, detector.cache_misses) == counts
+
+
+def test_each_language_gets_its_own_ner_model() -> None:
+    """`ner: {en: builtin:fast, de: none}`: English text reaches the model, German text does not."""
+    detector = Detector(DetectorSettings(languages=("en", "de"), ner={"en": "builtin:fast", "de": "none"},
+                                         gazetteers=False, min_score=0.5, cache_size=0))
+    english = "Yesterday Maria Gonzalez and her brother moved to Berlin with the whole family."
+    german = "Gestern sind Maria Gonzalez und ihr Bruder mit der ganzen Familie nach Berlin gezogen."
+    assert ("PERSON", "Maria Gonzalez") in found(detector, english)
+    assert [entity for entity, _ in found(detector, german)] == []
+
+
+def test_a_policy_may_not_name_ner_models_for_languages_it_does_not_enable() -> None:
+    from privacy_proxy.errors import ConfigError
+    from privacy_proxy.policy.loader import parse_policy
+
+    with pytest.raises(ConfigError, match="detection.ner"):
+        parse_policy("name: x\ndetection: {languages: [en], ner: {en: builtin, fr: none}}\n")
+    policy = parse_policy("name: x\ndetection: {languages: [en, fr], ner: {en: builtin, fr: none}}\n")
+    assert policy.detection.ner == {"en": "builtin", "fr": "none"}
