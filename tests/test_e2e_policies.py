@@ -21,12 +21,15 @@ EMAIL, PHONE, IP = "jane.roe@example.com", "212-555-0142", "10.1.2.3"
 PROMPT = f"Mail {EMAIL} or call {PHONE} from {IP} today. Thanks, write to {EMAIL} again."
 
 
-@pytest.fixture(scope="module")
-def strict(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
-    running = start_proxy((ROOT / "policies/strict.yaml").read_text(), tmp_path_factory.mktemp("strict"),
-                          upstream_server.base_url)
+def shipped_policy_proxy(name: str, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    running = start_proxy((ROOT / f"policies/{name}.yaml").read_text(), tmp_path_factory.mktemp(name), upstream.base_url)
     yield running
     finish_proxy(running)
+
+
+@pytest.fixture(scope="module")
+def strict(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    yield from shipped_policy_proxy("strict", upstream_server, tmp_path_factory)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -82,10 +85,7 @@ def test_default_policy_catches_a_phone_number_without_context_words() -> None:
 @pytest.fixture(scope="module")
 def default(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     """The shipped default policy: built-in NER (loaded from package data, offline) plus gazetteers."""
-    running = start_proxy((ROOT / "policies/default.yaml").read_text(), tmp_path_factory.mktemp("default"),
-                          upstream_server.base_url)
-    yield running
-    finish_proxy(running)
+    yield from shipped_policy_proxy("default", upstream_server, tmp_path_factory)
 
 
 @pytest.mark.parametrize("stream", [False, True])
