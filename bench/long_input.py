@@ -62,8 +62,7 @@ def build(policy_path: Path, ner: str | None) -> Runtime:
     if ner is not None:
         detection = loaded.policy.detection.model_copy(update={"ner": ner})
         loaded = LoadedPolicy(loaded.policy.model_copy(update={"detection": detection}), loaded.path, loaded.sha256)
-    runtime = Runtime.build(loaded, b"bench-secret" * 3)
-    return runtime
+    return Runtime.build(loaded, b"bench-secret" * 3)
 
 
 def bench_document(runtime: Runtime, text: str) -> dict:

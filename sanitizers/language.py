@@ -6,21 +6,14 @@ configured language, which is what a policy lists first for a reason.
 
 from __future__ import annotations
 
-import importlib
-from functools import cache
-
 import regex
+
+from sanitizers.recognizers.context import stop_words
 
 _WORD = regex.compile(r"\p{L}+")
 # Enough words to tell the languages apart; longer texts are judged on their start.
 _SAMPLE_WORDS = 200
 _MIN_HITS = 2
-
-
-@cache
-def stop_words(language: str) -> frozenset[str]:
-    module = importlib.import_module(f"spacy.lang.{language}.stop_words")
-    return frozenset(word.lower() for word in module.STOP_WORDS)
 
 
 def guess_language(text: str, languages: tuple[str, ...]) -> str:

@@ -27,6 +27,16 @@ def shipped_policy_proxy(name: str, upstream: FakeUpstream, tmp_path_factory: py
     finish_proxy(running)
 
 
+def ask(proxy: ProxyProcess, prompt: str, stream: bool) -> str:
+    """One user message through the proxy with the openai SDK; the answer's text, streamed or not."""
+    sdk = openai.OpenAI(base_url=proxy.base_url, api_key="k", max_retries=0)
+    kwargs = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        return "".join(c.delta.content or "" for chunk in sdk.chat.completions.create(stream=True, **kwargs)
+                       for c in chunk.choices)
+    return sdk.chat.completions.create(**kwargs).choices[0].message.content or ""
+
+
 @pytest.fixture(scope="module")
 def strict(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     yield from shipped_policy_proxy("strict", upstream_server, tmp_path_factory)
@@ -34,13 +44,7 @@ def strict(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_strict_policy_sends_surrogates_and_restores_them(strict: ProxyProcess, fake: FakeUpstream, stream: bool) -> None:
-    sdk = openai.OpenAI(base_url=strict.base_url, api_key="k", max_retries=0)
-    kwargs = {"model": "m", "messages": [{"role": "user", "content": PROMPT}]}
-    if stream:
-        text = "".join(c.delta.content or "" for chunk in sdk.chat.completions.create(stream=True, **kwargs)
-                       for c in chunk.choices)
-    else:
-        text = sdk.chat.completions.create(**kwargs).choices[0].message.content
+    text = ask(strict, PROMPT, stream)
     sent = fake.requests[-1].json["messages"][0]["content"]
     for value in (EMAIL, PHONE, IP):
         assert value not in sent
@@ -94,13 +98,7 @@ def test_default_policy_finds_names_places_and_organizations(default: ProxyProce
     prompt = ("Hi, I'm Priyanka Raman, a nurse at Northwind Health in Leeds. Draft a note to my manager "
               "Tobias Lindqvist saying I'm moving to Rotterdam in June. Thanks, Priyanka")
     fake.push(Behaviour(answer="Dear [PERSON_2], [PERSON_1] from [ORGANIZATION_1] will move to [LOCATION_2]."))
-    sdk = openai.OpenAI(base_url=default.base_url, api_key="k", max_retries=0)
-    kwargs = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
-    if stream:
-        text = "".join(c.delta.content or "" for chunk in sdk.chat.completions.create(stream=True, **kwargs)
-                       for c in chunk.choices)
-    else:
-        text = sdk.chat.completions.create(**kwargs).choices[0].message.content
+    text = ask(default, prompt, stream)
     sent = fake.requests[-1].json["messages"][0]["content"]
     for value in ("Priyanka", "Raman", "Northwind", "Leeds", "Tobias", "Lindqvist", "Rotterdam"):
         assert value not in sent
