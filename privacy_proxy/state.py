@@ -19,6 +19,7 @@ from privacy_proxy.policy.loader import LoadedPolicy, load_policy
 from privacy_proxy.policy.model import Policy
 from privacy_proxy.runtime import Runtime, derive_secret
 from privacy_proxy.upstream import Upstream
+from privacy_proxy.vault import MemoryVault, Vault
 
 logger = logging.getLogger("privacy_proxy")
 
@@ -59,6 +60,8 @@ class ProxyState:
         self.runtime: Runtime | None = None
         self.upstream: Upstream | None = None
         self.audit: AuditLog | None = None
+        # Mappings of stateful APIs (previous_response_id); one store for the process, kept across reloads.
+        self.vault: Vault | None = None
         self.secret = b""
         self.reloads = 0
         self.last_reload_error: str | None = None
@@ -81,6 +84,7 @@ class ProxyState:
             raise ConfigError(f"audit log: {exc}") from None
         self.secret = derive_secret(key)
         self.upstream = Upstream(self.policy.upstream)
+        self.vault = MemoryVault()
         if not self.upstream.api_key and not self.policy.upstream.forward_client_authorization:
             logger.warning("no upstream API key: set %s", self.policy.upstream.api_key_env)
 
@@ -101,6 +105,8 @@ class ProxyState:
             await self.upstream.aclose()
         if self.audit is not None:
             self.audit.close()
+        if self.vault is not None:
+            self.vault.close()
 
     async def reload(self) -> bool:
         """Re-read the policy file; a broken one is refused and the running policy kept."""
