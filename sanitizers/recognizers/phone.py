@@ -317,6 +317,9 @@ class PhoneFinder:
 
     def find(self, text: str, occurrences: Occurrences | None = None) -> list[tuple[int, int]]:
         occurrences = occurrences if occurrences is not None else Occurrences(text)
+        # Without a '+', every window needs this many digits (`_regions_for`): most prose stops here.
+        if occurrences.digit_total() < self._fewest_digits and not any(p in text for p in _PLUS):
+            return []
         spans: set[tuple[int, int]] = set()
         n = len(text)
         for low, high in self._candidates.windows(occurrences):
@@ -359,7 +362,8 @@ class PhoneFinder:
             # a digit run: the next one starts there.
             starts = range(len(digits))
             ends = list(range(1, len(digits) + 1))
-        return [r for r in self.regions if not r.hopeless_window(digits, starts, ends)]
+        count = len(digits)
+        return [r for r in self.regions if count >= r.min_digits and not r.hopeless_window(digits, starts, ends)]
 
 
 def _global_shortest() -> int:

@@ -370,7 +370,7 @@ def _analyze(source: str, flags: int) -> tuple[_Info, _Analyzer]:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "possible nested set" etc.: the `regex` module reads these differently
         try:
-            parsed = _sre_parse.parse(source, flags & ~re.DEBUG)
+            parsed = _sre_parse.parse(source, int(flags) & ~int(re.DEBUG))  # ints: enum flags slow the parser down
         except (re.error, FutureWarning, DeprecationWarning) as exc:
             raise ShapeError(str(exc)) from None
     analyzer = _Analyzer(parsed.state.flags)

@@ -218,13 +218,17 @@ class PatternTier:
         self._trigger_chars = frozenset(c for finder in groups for c in finder.chars)
         # Which groups a character, or a digit run of some length, can trigger: a text only visits those.
         self._groups_by_char: dict[str, list[int]] = {}
-        self._groups_by_digits: list[tuple[int, int]] = []
+        fewest_digits: list[tuple[int, int]] = []
         for number, (finder, _) in enumerate(self._groups):
             for char in finder.chars:
                 self._groups_by_char.setdefault(char, []).append(number)
             if finder.digits:
-                self._groups_by_digits.append((finder.fewest_digits, number))
-        self._groups_by_digits.sort()
+                fewest_digits.append((finder.fewest_digits, number))
+        # Indexed by a text's longest digit run (capped): the groups a run that long can trigger.
+        most = max((fewest for fewest, _ in fewest_digits), default=0)
+        self._groups_by_digits: list[tuple[int, ...]] = [
+            tuple(sorted(number for fewest, number in fewest_digits if fewest <= longest)) for longest in range(most + 1)
+        ]
         self._phone_index = next((i for i in self._active if self.recognizers[i].kind == "phone"), None)
 
     def analyze(self, text: str) -> list[Detection]:
@@ -236,7 +240,8 @@ class PatternTier:
         members = list(self._untriggered)
         # Only the groups the text's trigger characters and digit runs can set off are looked at.
         longest = occurrences.longest_digit_run()
-        candidates = {number for fewest, number in self._groups_by_digits if fewest <= longest}
+        by_digits = self._groups_by_digits
+        candidates = set(by_digits[min(longest, len(by_digits) - 1)])
         for char in occurrences.characters() & self._trigger_chars:
             candidates.update(self._groups_by_char[char])
         for number in sorted(candidates):
