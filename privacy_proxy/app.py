@@ -10,13 +10,14 @@ import re
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from privacy_proxy.access import install_access
 from privacy_proxy.errors import (
     AuditFailure,
     BadRequest,
@@ -26,20 +27,23 @@ from privacy_proxy.errors import (
     UpstreamError,
     fault_kind,
 )
-from privacy_proxy.openai.chat import AnswerRestorer
-from privacy_proxy.pipeline import Exchange, prepare_chat, serialize
+from privacy_proxy.openai import responses
+from privacy_proxy.openai.request import TextRequest
+from privacy_proxy.pipeline import Exchange, prepare, serialize
+from privacy_proxy.routes import ROUTES, Route
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
-from privacy_proxy.streaming import ClosingStreamingResponse, relay_chat_stream
+from privacy_proxy.streaming import ClosingStreamingResponse, relay_stream
 from privacy_proxy.upstream import relay_headers
 
 logger = logging.getLogger("privacy_proxy")
 
 # Past this many bytes an oversized body is no longer drained: the 413 goes out and the connection closes.
 DRAIN_LIMIT = 64 * 1024 * 1024
-# Uncached text above this size is scanned in a worker thread so other requests keep flowing.
-INLINE_SCAN_CHARS = 4096
+# Bodies above this size are parsed and scanned in a worker thread so other requests keep flowing.
+INLINE_SCAN_BYTES = 4096
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # goes into the upstream URL path: no dots, no slashes
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -85,11 +89,6 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest("the request body is nested too deeply") from None
 
 
-def _text_size(body: Any) -> int:
-    messages = body.get("messages") if isinstance(body, dict) else None
-    return sum(len(str(m.get("content") or "")) for m in messages if isinstance(m, dict)) if isinstance(messages, list) else 0
-
-
 def create_app(state: ProxyState) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +116,7 @@ def create_app(state: ProxyState) -> FastAPI:
 
     app = FastAPI(title="privacy-proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.proxy = state
+    install_access(app, state)  # client/admin API keys and /admin routes (privacy_proxy/access.py)
 
     def runtime_or_503() -> Runtime:
         if state.runtime is None:
@@ -163,27 +163,42 @@ def create_app(state: ProxyState) -> FastAPI:
         except UpstreamError as exc:
             return JSONResponse({"reachable": False, "error": exc.code})
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    def serve_route(route: Route) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            return await scanned(request, route)
+
+        handler.__name__ = "post_" + route.path.strip("/").replace("/", "_")
+        return handler
+
+    async def scanned(request: Request, route: Route) -> Response:
+        """One handler for every scanned route: read, parse, scan, forward, restore, audit."""
         runtime = runtime_or_503()
-        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route="/v1/chat/completions", runtime=runtime)
-        try:
+        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route.path, runtime=runtime)
+
+        async def serve() -> Response:
             try:
-                body = parse_json(await read_body(request, runtime.policy.server.max_body_bytes))
-                if _text_size(body) > INLINE_SCAN_CHARS:
-                    outbound = await asyncio.to_thread(prepare_chat, exchange, body)
+                raw = await read_body(request, runtime.policy.server.max_body_bytes)
+                if len(raw) > INLINE_SCAN_BYTES:
+                    parsed, outbound = await asyncio.to_thread(prepare_request, route, exchange, raw)
                 else:
-                    outbound = prepare_chat(exchange, body)
+                    parsed, outbound = prepare_request(route, exchange, raw)
             except BadRequest as exc:
                 exchange.decision, exchange.reason = "reject", exc.code
                 raise
             except ProxyError as exc:
                 exchange.block(exc)
                 raise
-            return await forward_chat(request, exchange, outbound)
+            return await forward(request, route, exchange, parsed, outbound)
+
+        return await answered(exchange, serve)
+
+    async def answered(exchange: Exchange, serve: Callable[[], Awaitable[Response]]) -> Response:
+        """Run a request's work; every failure is answered in the OpenAI shape and audited, value-free.
+
+        Nothing generic (a traceback could quote a value) reaches the server's log."""
+        try:
+            return await serve()
         except Exception as exc:
-            # Every failure on this route is answered and audited here, value-free; nothing generic
-            # (with a traceback that could quote a value) reaches the server's log.
             if not isinstance(exc, ProxyError):
                 logger.error("unexpected %s in request %s", type(exc).__name__, exchange.request_id)
                 exc = ProxyError("internal error in the proxy; the request failed closed", code="internal_error")
@@ -194,23 +209,34 @@ def create_app(state: ProxyState) -> FastAPI:
                 state.record(exchange)
             return error_response(exc, exchange.request_id)
 
-    async def forward_chat(request: Request, exchange: Exchange, outbound: bytes) -> Response:
+    def prepare_request(route: Route, exchange: Exchange, raw: bytes) -> tuple[TextRequest, bytes]:
+        """Parse and scan (in a worker thread for large bodies); returns the request and the outbound body."""
+        parsed = route.parse(parse_json(raw), exchange.runtime.policy)
+        exchange.model, exchange.stream = parsed.model, parsed.stream
+        parsed.load_prior(state.vault)
+        return parsed, prepare(exchange, parsed)
+
+    async def forward(
+        request: Request, route: Route, exchange: Exchange, parsed: TextRequest, outbound: bytes
+    ) -> Response:
         """Send the rewritten request; restore and return the answer. Raises ProxyError on faults."""
         assert state.upstream is not None
         upstream = state.upstream
         response = await upstream.send(
-            "POST", "/chat/completions", content=outbound, headers=upstream.request_headers(request.headers)
+            "POST", route.upstream_path, content=outbound, headers=route.upstream_headers(request.headers, upstream)
         )
         exchange.upstream_status = response.status_code
         exchange.upstream_request_id = safe_request_id(response.headers.get("x-request-id"))
         headers = relay_headers(response.headers)
         headers["x-privacy-proxy-request-id"] = exchange.request_id
-        answers = AnswerRestorer(exchange.mapping.restorable)
+        # Earlier turns' tokens (server-side conversations) may be quoted too.
+        mapping = {**parsed.prior, **exchange.mapping.restorable}
+        answers = route.answers(parsed, mapping, state.vault) if route.answers else None
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
-        if exchange.stream and response.status_code < 400 and is_sse:
+        if answers is not None and route.stream and exchange.stream and response.status_code < 400 and is_sse:
             headers.update(STREAM_HEADERS)
             return ClosingStreamingResponse(
-                relay_chat_stream(state, exchange, response, answers),
+                relay_stream(state, exchange, response, route.stream(answers)),
                 status_code=response.status_code,
                 headers=headers,
                 media_type="text/event-stream",
@@ -224,20 +250,90 @@ def create_app(state: ProxyState) -> FastAPI:
             ) from exc
         finally:
             await response.aclose()
-        if response.status_code >= 400:
-            # Relay the upstream's status and error body (401, 429 + retry-after, 5xx) as they are.
+        if response.status_code >= 400 or answers is None:
+            # Errors (401, 429 + retry-after, 5xx) and text-free answers (vectors) are relayed as they are.
             state.record(exchange)
-            return Response(raw, status_code=response.status_code, headers=headers, media_type="application/json")
+            media_type = response.headers.get("content-type", "application/json")
+            return Response(raw, status_code=response.status_code, headers=headers, media_type=media_type)
         try:
             payload = json.loads(raw)
         except (ValueError, RecursionError):
             raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
         try:
             answers.completion(payload)
+        except ProxyError:
+            raise
         except Exception as exc:
             raise RestoreError("restoring the answer failed; it was withheld") from exc
         state.record(exchange)
         return Response(serialize(payload), status_code=response.status_code, headers=headers, media_type="application/json")
+
+    for route in ROUTES:
+        app.add_api_route(route.path, serve_route(route), methods=["POST"])
+
+    @app.get("/v1/responses/{response_id}")
+    @app.delete("/v1/responses/{response_id}")
+    async def stored_response(request: Request, response_id: str) -> Response:
+        return await stored(request, response_id, "")
+
+    @app.get("/v1/responses/{response_id}/input_items")
+    async def stored_input_items(request: Request, response_id: str) -> Response:
+        return await stored(request, response_id, "/input_items")
+
+    async def stored(request: Request, response_id: str, suffix: str) -> Response:
+        """A response stored upstream, fetched (restored with the mapping its turn saved) or deleted
+        (its mapping deleted too). Nothing is sent but the id, so nothing is scanned."""
+        runtime = runtime_or_503()
+        route = f"/v1/responses/{{id}}{suffix}"  # the audit names the route, never the id
+        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route, runtime=runtime)
+
+        async def serve() -> Response:
+            if not RESPONSE_ID.fullmatch(response_id):
+                exchange.decision, exchange.reason = "reject", "invalid_request"
+                raise BadRequest("not a response id", param="response_id")
+            if request.method == "GET" and request.query_params.get("stream", "").lower() in ("true", "1"):
+                exchange.decision, exchange.reason = "reject", "stream_resume_not_supported"
+                raise BadRequest("resuming a stored response as a stream is not supported by privacy-proxy; "
+                                 "fetch it without stream", param="stream", code="stream_resume_not_supported")
+            mapping = responses.stored_mapping(state.vault, response_id) or {}
+            assert state.upstream is not None
+            upstream = state.upstream
+            response = await upstream.send(
+                request.method, f"/responses/{response_id}{suffix}", content=None,
+                headers=upstream.request_headers(request.headers, json_body=False), query=request.url.query,
+            )
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            exchange.upstream_status = response.status_code
+            headers = relay_headers(response.headers)
+            headers["x-privacy-proxy-request-id"] = exchange.request_id
+            if request.method == "DELETE" and response.status_code < 300:
+                responses.forget(state.vault, response_id)
+            if response.status_code >= 400 or request.method == "DELETE" or not mapping:
+                state.record(exchange)
+                return Response(raw, status_code=response.status_code, headers=headers,
+                                media_type=response.headers.get("content-type", "application/json"))
+            try:
+                payload = json.loads(raw)
+            except (ValueError, RecursionError):
+                raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
+            answers = responses.ResponsesAnswers(mapping)
+            try:
+                if suffix:  # a list of input items
+                    items = payload.get("data") if isinstance(payload, dict) else None
+                    for item in items if isinstance(items, list) else []:
+                        answers.item(item)
+                else:
+                    answers.response(payload)
+            except Exception as exc:
+                raise RestoreError("restoring the stored response failed; it was withheld") from exc
+            state.record(exchange)
+            return Response(serialize(payload), status_code=response.status_code, headers=headers,
+                            media_type="application/json")
+
+        return await answered(exchange, serve)
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:

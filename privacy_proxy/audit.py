@@ -3,35 +3,68 @@
 Each line is one record: the caller's fields plus ``seq``, ``time``, ``prev_hash``, ``hash`` (sha256 of the
 canonical JSON of the record without ``hash``/``hmac``) and ``hmac`` (HMAC-SHA256 of the ``hash`` hex string).
 Editing a line breaks its hash; recomputing the hash breaks the HMAC; inserting, deleting or reordering lines
-breaks the chain. Truncating the tail is only caught by comparing against an anchored ``AuditLog.head``.
+breaks the chain.
+
+Rotation (by size and/or UTC day) renames the active file to ``<stem>.<YYYY-MM-DD>.<first seq>.<suffix>`` and
+starts a new one whose first record is ``{"event": "file_start", "previous_file", "previous_head",
+"previous_sha256"}``: the chain and ``seq`` continue, so a deleted, truncated or swapped file breaks it.
+
+Checkpoints go to ``<stem>.checkpoints<suffix>`` beside the log: ``{seq, head, time, prev, signer, signature,
+hash, hmac}``: the chain head signed with Ed25519 (when a signer is given) and chained to the previous
+checkpoint; written every N records / T seconds, at rotation and on close. The log must reach every
+checkpoint, so truncating it below the last one is caught; a verifier with the public key alone can
+check every record up to the last signed checkpoint (audit_verify.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from privacy_proxy.audit_format import (
+    GENESIS_HASH,
+    canonical_hash,
+    check_checkpoint_line,
+    check_line,
+    checkpoint_path,
+    file_sha256,
+    first_line,
+    last_line,
+    mac,
+    rotated_files,
+    rotated_name,
+)
+
+if TYPE_CHECKING:
+    from privacy_proxy.audit_crypto import Signer
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock; one writer per file is then on the caller
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["AuditError", "AuditLog", "VerifyResult", "load_or_create_key", "verify_log", "GENESIS_HASH"]
+__all__ = [
+    "GENESIS_HASH",
+    "AuditError",
+    "AuditLog",
+    "VerifyResult",
+    "checkpoint_path",
+    "load_or_create_key",
+    "rotated_files",
+    "verify_log",
+]
 
-GENESIS_HASH = "0" * 64
 _CHAIN_FIELDS = ("seq", "prev_hash", "hash", "hmac")
 _HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2}){32,}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MIN_FILE_KEY_BYTES = 16
 
 
@@ -39,22 +72,12 @@ class AuditError(Exception):
     """Any failure to open or write the audit log; the proxy fails the request closed."""
 
 
-def _canonical_hash(body: Mapping[str, Any]) -> str:
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _mac(key: bytes, digest: str) -> str:
-    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def _same(a: str, b: str) -> bool:
-    # compare_digest rejects non-ASCII str, which a tampered line may contain; compare bytes instead.
-    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def load_or_create_key(env_var: str | None, key_file: Path) -> bytes:
@@ -111,73 +134,134 @@ def _read_key_file(key_file: Path) -> bytes:
     return key
 
 
-def _last_line(path: Path) -> bytes | None:
-    """The last line of ``path`` (with its newline, if any); None for an empty file."""
-    with open(path, "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        if pos == 0:
-            return None
-        buf = b""
-        # Read backwards so reopening a large log costs O(last line), not O(file).
-        while pos > 0 and buf.rfind(b"\n", 0, max(len(buf) - 1, 0)) == -1:
-            step = min(8192, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + buf
-    return buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1 :]
-
-
 class AuditLog:
-    """Append-only, hash-chained audit log; one writer per file (enforced with flock on POSIX)."""
+    """Append-only, hash-chained audit log; one writer per log (a flock on ``<log>.lock`` on POSIX).
 
-    def __init__(self, path: Path, key: bytes, *, fsync: bool = False) -> None:
+    ``rotate_bytes`` / ``rotate_daily`` start a new file (the chain continues); ``signer``,
+    ``checkpoint_every`` (records) and ``checkpoint_interval`` (seconds) turn on checkpoints.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        key: bytes,
+        *,
+        fsync: bool = False,
+        rotate_bytes: int = 0,
+        rotate_daily: bool = False,
+        signer: Signer | None = None,
+        checkpoint_every: int = 0,
+        checkpoint_interval: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.checkpoint_path = checkpoint_path(self.path)
         self._key = key
         self._fsync = fsync
+        self._rotate_bytes = rotate_bytes
+        self._rotate_daily = rotate_daily
+        self._signer = signer
+        self._cp_every = checkpoint_every
+        self._cp_interval = checkpoint_interval
+        self._checkpoints = signer is not None or checkpoint_every > 0 or checkpoint_interval > 0
+        self._clock = clock or _utc_now
         self._lock = threading.Lock()
         self._broken = False
         self._seq = 0
         self._head = GENESIS_HASH
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._cp_fd: int | None = None
+        self._file_first_seq = 0
+        self._file_day = ""
+        self._file_size = 0
+        self._cp_seq = -1
+        self._cp_hash = GENESIS_HASH
+        self._cp_mono = time.monotonic()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
             raise AuditError(f"cannot open audit log {self.path}: {e.strerror}") from None
         try:
             if fcntl is not None:
                 try:
                     # A second writer (another worker process) would fork the chain; refuse it up front.
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     raise AuditError(f"audit log {self.path} is already open for writing elsewhere") from None
             self._resume()
         except BaseException:
-            os.close(self._fd)
-            self._fd = None
+            self._close_fds()
             raise
 
     def _resume(self) -> None:
-        """Continue seq/prev_hash from the last record, refusing a log we cannot extend safely."""
+        """Continue seq/prev_hash from the last record (of the newest rotated file if the active one is
+        empty), refusing a log we cannot extend safely."""
         try:
-            raw = _last_line(self.path)
+            raw = last_line(self.path) if self.path.exists() else None
+            continue_from = None
+            if raw is not None:
+                self._resume_from(self.path, raw)
+                first = json.loads(first_line(self.path) or b"{}")
+                self._file_first_seq = first.get("seq", 0) if isinstance(first.get("seq"), int) else 0
+                self._file_day = str(first.get("time", ""))[:10]
+                self._file_size = self.path.stat().st_size
+            else:
+                older = rotated_files(self.path)
+                if older:
+                    continue_from = older[-1]
+                    last = last_line(continue_from)
+                    if last is None:
+                        raise AuditError(f"rotated audit file {continue_from} is empty; run `verify` on the log")
+                    self._resume_from(continue_from, last)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as e:
-            raise AuditError(f"cannot read audit log {self.path}: {e.strerror}") from None
-        if raw is None:
-            return
-        reason, digest = _check(raw, None, None, self._key)
+            raise AuditError(f"cannot open audit log {self.path}: {e.strerror}") from None
+        if self._checkpoints:
+            self._open_checkpoints()
+        if continue_from is not None:  # a crash between renaming the old file and starting the new one
+            self._write_locked(self._file_start_fields(continue_from), self._clock())
+
+    def _resume_from(self, path: Path, raw: bytes) -> None:
+        reason, digest = check_line(raw, None, None, self._key)
         if reason:
             # Extending a torn, edited or foreign-key log would fork or bless the chain; make a person decide.
             raise AuditError(
-                f"last line of audit log {self.path} is bad ({reason}); "
+                f"last line of audit log {path} is bad ({reason}); "
                 "run `verify` on it, then repair it or move it aside to start a new log"
             )
         self._seq = json.loads(raw)["seq"] + 1
         self._head = digest
 
+    def _open_checkpoints(self) -> None:
+        try:
+            self._cp_fd = os.open(self.checkpoint_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            raw = last_line(self.checkpoint_path)
+        except OSError as e:
+            raise AuditError(f"cannot open audit checkpoints {self.checkpoint_path}: {e.strerror}") from None
+        if raw is None:
+            return
+        reason, digest = check_checkpoint_line(raw, self._key)
+        if reason:
+            raise AuditError(f"last line of {self.checkpoint_path} is bad ({reason}); run `verify` on the log")
+        last = json.loads(raw)
+        if last["seq"] > self._seq - 1:
+            raise AuditError(
+                f"audit log {self.path} ends at seq {self._seq - 1} but a checkpoint covers seq {last['seq']}: "
+                "records were removed; run `verify` on the log"
+            )
+        self._cp_seq, self._cp_hash = last["seq"], digest
+
     @property
     def head(self) -> str:
         """Hash of the last record (64 zeros for an empty log); anchor it elsewhere to detect truncation."""
         return self._head
+
+    def snapshot(self) -> tuple[int, str]:
+        """(seq of the last record, its hash), consistent with each other; (-1, zeros) when empty."""
+        with self._lock:
+            return self._seq - 1, self._head
 
     def append(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Write one record and return it as written; thread-safe; raises AuditError on any failure."""
@@ -198,37 +282,118 @@ class AuditLog:
             if self._broken:
                 # A failed write may have left a partial line; appending after it would corrupt the log.
                 raise AuditError(f"audit log {self.path} is unusable after a failed write; restart to check it")
-            record: dict[str, Any] = {"seq": self._seq, "time": clean.pop("time") if "time" in clean else _now()}
-            record.update(clean)
-            record["prev_hash"] = self._head
-            digest = _canonical_hash(record)
-            record["hash"] = digest
-            record["hmac"] = _mac(self._key, digest)
-            line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-            try:
-                # One write() on an O_APPEND fd; loop only for a (rare) short write, still under the lock.
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except OSError as e:
-                self._broken = True
-                raise AuditError(f"cannot write audit log {self.path}: {e.strerror}") from None
-            self._seq += 1
-            self._head = digest
-            if self._fsync:
-                try:
-                    os.fsync(self._fd)
-                except OSError as e:
-                    self._broken = True
-                    raise AuditError(f"cannot fsync audit log {self.path}: {e.strerror}") from None
+            now = self._clock()
+            if self._file_size and (
+                (self._rotate_bytes and self._file_size >= self._rotate_bytes)
+                or (self._rotate_daily and _iso(now)[:10] != self._file_day)
+            ):
+                self._rotate_locked(now)
+            record = self._write_locked(clean, now)
+            if self._checkpoints and (
+                (self._cp_every and self._seq - 1 - self._cp_seq >= self._cp_every)
+                or (self._cp_interval and time.monotonic() - self._cp_mono >= self._cp_interval)
+            ):
+                self._checkpoint_locked(now)
             return record
 
-    def close(self) -> None:
-        """Close the file (releasing the writer lock); idempotent."""
+    def _write_locked(self, clean: dict[str, Any], now: datetime) -> dict[str, Any]:
+        assert self._fd is not None
+        record: dict[str, Any] = {"seq": self._seq, "time": clean.pop("time") if "time" in clean else _iso(now)}
+        record.update(clean)
+        record["prev_hash"] = self._head
+        digest = canonical_hash(record)
+        record["hash"] = digest
+        record["hmac"] = mac(self._key, digest)
+        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        self._write_all(self._fd, line, self.path)
+        if self._file_size == 0:
+            self._file_first_seq, self._file_day = self._seq, _iso(now)[:10]
+        self._file_size += len(line)
+        self._seq += 1
+        self._head = digest
+        return record
+
+    def _write_all(self, fd: int, data: bytes, path: Path) -> None:
+        try:
+            # One write() on an O_APPEND fd; loop only for a (rare) short write, still under the lock.
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self._fsync:
+                os.fsync(fd)
+        except OSError as e:
+            self._broken = True
+            raise AuditError(f"cannot write audit log {path}: {e.strerror}") from None
+
+    def _file_start_fields(self, previous: Path) -> dict[str, Any]:
+        try:
+            digest = file_sha256(previous)
+        except OSError as e:
+            self._broken = True
+            raise AuditError(f"cannot read rotated audit file {previous}: {e.strerror}") from None
+        return {"event": "file_start", "previous_file": previous.name, "previous_head": self._head,
+                "previous_sha256": digest}
+
+    def _rotate_locked(self, now: datetime) -> None:
+        """Close the active file under its rotated name and start a new one linked to it."""
+        assert self._fd is not None
+        if self._checkpoints:
+            self._checkpoint_locked(now)
+        rotated = rotated_name(self.path, self._file_day or _iso(now)[:10], self._file_first_seq)
+        try:
+            if rotated.exists():
+                raise FileExistsError(17, f"{rotated.name} exists")
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            os.rename(self.path, rotated)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            self._broken = True
+            raise AuditError(f"cannot rotate audit log {self.path}: {e.strerror}") from None
+        self._file_size = 0
+        self._write_locked(self._file_start_fields(rotated), now)
+
+    def _checkpoint_locked(self, now: datetime) -> dict[str, Any] | None:
+        if self._cp_fd is None or self._seq == 0 or self._cp_seq == self._seq - 1:
+            return None
+        checkpoint: dict[str, Any] = {"seq": self._seq - 1, "head": self._head, "time": _iso(now), "prev": self._cp_hash}
+        if self._signer is not None:
+            from privacy_proxy.audit_crypto import checkpoint_message
+
+            checkpoint["signer"] = self._signer.key_id
+            checkpoint["signature"] = self._signer.sign(checkpoint_message(checkpoint))
+        digest = canonical_hash(checkpoint)
+        checkpoint["hash"] = digest
+        checkpoint["hmac"] = mac(self._key, digest)
+        line = (json.dumps(checkpoint, separators=(",", ":")) + "\n").encode("ascii")
+        self._write_all(self._cp_fd, line, self.checkpoint_path)
+        self._cp_seq, self._cp_hash, self._cp_mono = self._seq - 1, digest, time.monotonic()
+        return checkpoint
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Write a checkpoint now if records were added since the last one; returns it (or None)."""
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            if self._fd is None or self._broken or not self._checkpoints:
+                return None
+            return self._checkpoint_locked(self._clock())
+
+    def _close_fds(self) -> None:
+        for name in ("_fd", "_cp_fd", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    def close(self) -> None:
+        """Write a final checkpoint (when enabled), close the files and release the writer lock; idempotent."""
+        with self._lock:
+            if self._fd is not None and self._checkpoints and not self._broken:
+                try:
+                    self._checkpoint_locked(self._clock())
+                except AuditError:
+                    pass  # the log itself is intact; the verifier reports the uncovered tail
+            self._close_fds()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -241,53 +406,23 @@ class AuditLog:
 class VerifyResult:
     ok: bool
     records: int  # records that passed (all of them when ok)
-    first_bad_line: int | None  # 1-based
+    first_bad_line: int | None  # 1-based, in `file`
     reason: str
+    file: Path | None = None  # the file holding the first bad record (the log itself when not rotated)
+    checkpoints: int = 0  # checkpoints that matched the log
+    unsigned_tail: int | None = None  # records after the last signed checkpoint (when public keys were given)
 
 
-def verify_log(path: Path, key: bytes | None) -> VerifyResult:
-    """Check every line's hash, HMAC (when ``key`` is given), chain and seq; stop at the first bad line."""
-    prev, count = GENESIS_HASH, 0
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        return VerifyResult(False, 0, None, f"cannot read log: {e.strerror}")
-    with f:
-        # Binary iteration splits on b"\n" only; str.splitlines would also split on U+2028 inside values.
-        for lineno, raw in enumerate(f, 1):
-            reason, digest = _check(raw, count, prev, key)
-            if reason:
-                return VerifyResult(False, count, lineno, reason)
-            prev, count = digest, count + 1
-    return VerifyResult(True, count, None, "ok" if key is not None else "ok (HMACs not checked: no key given)")
+def verify_log(
+    path: Path,
+    key: bytes | None,
+    *,
+    public_keys: Mapping[str, Any] | None = None,
+    until_seq: int | None = None,
+    expect_head: str | None = None,
+) -> VerifyResult:
+    """Check every record's hash, HMAC (when ``key`` is given), chain and seq across rotated files, and the
+    checkpoints (signatures when ``public_keys`` are given); stop at the first bad record."""
+    from privacy_proxy.audit_verify import verify_chain
 
-
-def _check(raw: bytes, seq: int | None, prev: str | None, key: bytes | None) -> tuple[str, str]:
-    """(reason, "") for a bad line, else ("", the record's hash); seq/prev None skip the chain checks."""
-    if not raw.endswith(b"\n"):
-        return "incomplete last line (torn write)", ""
-    try:
-        rec = json.loads(raw)
-    except (ValueError, RecursionError):
-        return "not JSON", ""
-    if not isinstance(rec, dict):
-        return "not JSON", ""
-    if not (
-        type(rec.get("seq")) is int
-        and all(isinstance(rec.get(k), str) for k in ("prev_hash", "hash", "hmac"))
-        and _HEX64.fullmatch(rec["hash"])
-    ):
-        return "missing or malformed chain fields", ""
-    try:
-        digest = _canonical_hash({k: v for k, v in rec.items() if k not in ("hash", "hmac")})
-    except ValueError:  # e.g. a lone surrogate escape: never written by AuditLog
-        digest = ""
-    if digest != rec["hash"]:
-        return "hash mismatch (record edited)", ""
-    if key is not None and not _same(rec["hmac"], _mac(key, rec["hash"])):
-        return "bad hmac", ""
-    if prev is not None and rec["prev_hash"] != prev:
-        return "broken chain (record inserted, deleted or reordered)", ""
-    if seq is not None and rec["seq"] != seq:
-        return "seq out of order", ""
-    return "", digest
+    return verify_chain(Path(path), key, public_keys=public_keys, until_seq=until_seq, expect_head=expect_head)

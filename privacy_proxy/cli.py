@@ -1,4 +1,5 @@
-"""`privacy-proxy` command line: serve, scan, policy validate, audit verify."""
+"""`privacy-proxy` command line: serve, scan, policy validate, audit verify/report/unseal/keygen,
+certs, vault and access (the last ones live in cli_security.py)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def serve(
     upstream: Optional[str] = typer.Option(None, help="Upstream base URL including /v1 (overrides upstream.base_url)."),
     audit_log: Optional[str] = typer.Option(None, "--audit-log", help="Audit log path (default audit/audit.jsonl)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Serve HTTPS with this PEM certificate (server.tls_cert)."),
+    tls_key: Optional[str] = typer.Option(None, "--tls-key", help="The certificate's PEM private key (server.tls_key)."),
 ) -> None:
     """Run the proxy. SIGHUP re-reads the policy; a broken new policy is refused and the old one kept."""
     import uvicorn
@@ -48,10 +51,15 @@ def serve(
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     try:
-        state = ProxyState(policy, Overrides(host=host, port=port, upstream=upstream, audit_log=audit_log))
+        overrides = Overrides(host=host, port=port, upstream=upstream, audit_log=audit_log, tls_cert=tls_cert, tls_key=tls_key)
+        state = ProxyState(policy, overrides)
+        from privacy_proxy.cli_security import check_tls_files
+
+        check_tls_files(state.policy)
     except ConfigError as exc:
         _fail(exc.message)
     server = state.policy.server
+    scheme = "https" if server.tls_cert else "http"
     config = uvicorn.Config(
         create_app(state),
         host=server.host,
@@ -60,8 +68,10 @@ def serve(
         access_log=False,  # one value-free line per request comes from the proxy itself
         server_header=False,
         lifespan="on",
+        ssl_certfile=server.tls_cert,
+        ssl_keyfile=server.tls_key,
     )
-    typer.echo(f"privacy-proxy: policy {state.policy.name}, listening on http://{server.host}:{server.port}/v1", err=True)
+    typer.echo(f"privacy-proxy: policy {state.policy.name}, listening on {scheme}://{server.host}:{server.port}/v1", err=True)
     uvicorn.Server(config).run()
     if state.fatal:
         _fail(f"privacy-proxy: {state.fatal}")
@@ -118,28 +128,52 @@ def policy_validate(file: Path = typer.Argument(..., help="Policy YAML file.")) 
 
 @audit_app.command("verify")
 def audit_verify(
-    log: Path = typer.Argument(..., help="Audit log (JSON lines)."),
+    log: Path = typer.Argument(..., help="Audit log (JSON lines); rotated files are found through it."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="HMAC key file (default audit/audit.key)."),
     key_env: str = typer.Option("PRIVACY_PROXY_AUDIT_KEY", "--key-env", help="Env var holding the HMAC key."),
     no_key: bool = typer.Option(False, "--no-key", help="Check hashes and chain only, not the HMACs."),
+    public_key: list[Path] = typer.Option(
+        [], "--public-key", help="Ed25519 public key (PEM) that signs the checkpoints; repeatable. "
+        "With it, no HMAC key is needed.",
+    ),
 ) -> None:
-    """Exit 0 if the log is intact; otherwise name the first bad record."""
+    """Exit 0 if the log is intact; otherwise name the first bad record (file:line: reason)."""
     from privacy_proxy.audit import AuditError, load_or_create_key, verify_log
+    from privacy_proxy.audit_crypto import SealError, load_public_keys
 
+    public_keys = None
+    if public_key:
+        try:
+            public_keys = load_public_keys(public_key)
+        except SealError as exc:
+            _fail(str(exc), code=2)
     key = None
     if not no_key:
         path = key_file or Path("audit/audit.key")
         if not os.environ.get(key_env) and not path.exists():
-            _fail(f"no HMAC key: set {key_env}, pass --key-file, or use --no-key", code=2)
-        try:
-            key = load_or_create_key(key_env, path)
-        except AuditError as exc:
-            _fail(str(exc), code=2)
-    result = verify_log(log, key)
+            if public_keys is None:
+                _fail(f"no HMAC key: set {key_env}, pass --key-file, use --public-key, or use --no-key", code=2)
+        else:
+            try:
+                key = load_or_create_key(key_env, path)
+            except AuditError as exc:
+                _fail(str(exc), code=2)
+    result = verify_log(log, key, public_keys=public_keys)
     if result.ok:
         typer.echo(f"{log}: intact, {result.records} records ({result.reason})")
         return
-    _fail(f"{log}:{result.first_bad_line}: {result.reason} (after {result.records} good records)", code=1)
+    where = result.file or log
+    line = f":{result.first_bad_line}" if result.first_bad_line is not None else ""
+    _fail(f"{where}{line}: {result.reason} (after {result.records} good records)", code=1)
+
+
+def _register_security_commands() -> None:
+    from privacy_proxy.cli_security import register
+
+    register(app, audit_app)
+
+
+_register_security_commands()
 
 
 def main() -> None:

@@ -8,6 +8,7 @@
     ├── TransformError       rewriting the request failed (blocks)
     ├── RestoreError         restoring the answer failed (blocks)
     ├── AuditFailure         the decision could not be audited (blocks)
+    ├── VaultFailure         a conversation's mapping could not be stored or read (blocks)
     ├── NotReady             the proxy is still loading its policy and detectors (503, retry)
     └── UpstreamError        the upstream is unreachable or answered garbage (502/504)
 
@@ -83,6 +84,11 @@ class RestoreError(ProxyError):
 class AuditFailure(ProxyError):
     status = 503
     code = "audit_unavailable"
+
+
+class VaultFailure(ProxyError):
+    status = 503
+    code = "vault_unavailable"
 
 
 class NotReady(ProxyError):

@@ -1,6 +1,6 @@
 """The request path between the HTTP edges, one `Exchange` flowing through ordered stages.
 
-    extract   body → text segments (openai/chat.py)          BadRequest, PolicyViolation(non-text)
+    extract   body → text segments (openai/<route>.py)       BadRequest, PolicyViolation(non-text)
     detect    segment → detections (cached per segment)      DetectionError
     decide    detections → per-entity action and rule id     (pure)
     transform segments → rewritten segments + mapping         TransformError, PolicyViolation(block)
@@ -19,8 +19,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from privacy_proxy.errors import DetectionError, PolicyViolation, ProxyError, TransformError, fault_kind
+from privacy_proxy.errors import (
+    DetectionError,
+    PolicyViolation,
+    ProxyError,
+    TransformError,
+    fault_kind,
+)
 from privacy_proxy.openai.chat import ChatRequest
+from privacy_proxy.openai.request import TextRequest
 from privacy_proxy.runtime import Runtime
 from sanitizers.guard import find_leaks
 from sanitizers.pseudonymize import TransformResult
@@ -92,8 +99,10 @@ class Sanitized:
     result: TransformResult
 
 
-def sanitize_texts(runtime: Runtime, texts: list[str]) -> Sanitized:
-    """detect → decide → transform for a list of segments in conversation order (no HTTP, no guard)."""
+def sanitize_texts(runtime: Runtime, texts: list[str], prior: dict[str, str] | None = None) -> Sanitized:
+    """detect → decide → transform for a list of segments in conversation order (no HTTP, no guard).
+
+    `prior` holds tokens of earlier turns kept server-side (token → original); they are reused."""
     try:
         detections = [runtime.detector.analyze(text) for text in texts]
     except ProxyError:
@@ -102,7 +111,7 @@ def sanitize_texts(runtime: Runtime, texts: list[str]) -> Sanitized:
         raise DetectionError("a detector failed; the request was not forwarded") from exc
     decisions = [runtime.rules.decide(list(found)) for found in detections]
     try:
-        result = runtime.transformer.apply(texts, decisions)
+        result = runtime.transformer.apply(texts, decisions, prior)
     except Exception as exc:
         raise TransformError("rewriting the request failed; the request was not forwarded") from exc
     return Sanitized(detections, result)
@@ -120,22 +129,23 @@ def guard(exchange: Exchange, outbound_body: Any) -> None:
         )
 
 
-def prepare_chat(exchange: Exchange, body: Any) -> bytes:
-    """Run the stages on a chat request; returns the outbound body bytes or raises (blocks)."""
+def prepare(exchange: Exchange, request: TextRequest) -> bytes:
+    """Run the stages on a parsed request of any route; returns the outbound body bytes or raises."""
     runtime = exchange.runtime
-    request = ChatRequest(body, non_text_parts=runtime.policy.content.non_text_parts)
     exchange.model, exchange.stream = request.model, request.stream
     exchange.segments = len(request.segments)
     if request.non_text_paths:
         exchange.reason = f"non_text_parts_{runtime.policy.content.non_text_parts}"
+    if request.unscanned:
+        exchange.reason = request.unscanned
     try:
-        sanitized = sanitize_texts(runtime, [segment.text for segment in request.segments])
+        sanitized = sanitize_texts(runtime, [segment.text for segment in request.segments], request.prior)
     except ProxyError as exc:
         if runtime.policy.failure_mode != "open" or isinstance(exc, PolicyViolation):
             raise
         logger.warning("FAIL-OPEN: %s; forwarding request %s unscanned", fault_kind(exc), exchange.request_id)
         exchange.decision, exchange.fault = "forward_unscanned", fault_kind(exc)
-        exchange.outbound = serialize(body)
+        exchange.outbound = serialize(request.body)
         return exchange.outbound
     result = sanitized.result
     exchange.entity_counts, exchange.actions, exchange.rules = result.entity_counts, result.actions, result.rules
@@ -150,6 +160,11 @@ def prepare_chat(exchange: Exchange, body: Any) -> bytes:
     guard(exchange, outbound_body)
     exchange.outbound = serialize(outbound_body)
     return exchange.outbound
+
+
+def prepare_chat(exchange: Exchange, body: Any) -> bytes:
+    """`prepare` for a chat body (kept for the scan tools and benchmarks)."""
+    return prepare(exchange, ChatRequest(body, non_text_parts=exchange.runtime.policy.content.non_text_parts))
 
 
 def serialize(body: Any) -> bytes:

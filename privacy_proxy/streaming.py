@@ -1,9 +1,15 @@
-"""Relay an upstream SSE chat stream to the client, restoring tokens chunk by chunk.
+"""Relay an upstream SSE stream to the client, restoring tokens event by event.
 
 Nothing is buffered beyond what a cut token needs: each upstream event is decoded, restored and
 sent on with the next client write. A malformed, truncated or broken upstream stream, and any fault
-of the proxy's own, ends with one `data: {"error": …}` event (never a silent 200 with a short answer);
-a client that goes away closes the upstream stream.
+of the proxy's own, ends with one error event (never a silent 200 with a short answer); a client
+that goes away closes the upstream stream.
+
+`relay_stream` is the same for every route; a `StreamDialect` knows one wire format:
+`ChoicesDialect` for `data:`-only JSON chunks with `choices` ended by `[DONE]` (chat, completions),
+`TypedEventsDialect` for `event:`-typed events ended by a terminal event (Responses:
+`response.completed`/`.incomplete`/`.failed`/`error`; Anthropic Messages: `message_stop`/`error`),
+whose protocol-specific restoring is an `EventRestorer` from `openai/`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -19,10 +26,15 @@ import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from privacy_proxy.errors import AuditFailure, ProxyError, RestoreError, UpstreamError, fault_kind
-from privacy_proxy.openai.chat import AnswerRestorer, ChatStreamRestorer
+from privacy_proxy.errors import (
+    AuditFailure,
+    ProxyError,
+    RestoreError,
+    UpstreamError,
+    fault_kind,
+)
 from privacy_proxy.pipeline import Exchange
-from privacy_proxy.sse import SSEDecoder, encode_event
+from privacy_proxy.sse import ServerSentEvent, SSEDecoder, encode, encode_event
 from privacy_proxy.state import ProxyState
 
 logger = logging.getLogger("privacy_proxy.streaming")
@@ -49,6 +61,163 @@ def _track_choices(payload: object, open_choices: set[int], closed_choices: set[
             open_choices.add(choice.get("index", 0))
             if choice.get("finish_reason") is not None:
                 closed_choices.add(choice.get("index", 0))
+
+
+def _malformed() -> UpstreamError:
+    return UpstreamError("the upstream sent a malformed stream event", code="upstream_invalid_stream")
+
+
+def _truncated() -> UpstreamError:
+    return UpstreamError("the upstream stream ended before it was complete", code="upstream_truncated_stream")
+
+
+class StreamDialect(Protocol):
+    """One SSE wire format, sans-IO. `feed` returns the bytes to send for one upstream event; once
+    `finished`, the relay writes the audit record and then sends `final()` (the end marker)."""
+
+    finished: bool
+    fault: str | None  # a value-free name when the upstream itself reported an error in the stream
+
+    def feed(self, event: ServerSentEvent) -> bytes: ...
+
+    def end(self) -> bytes:
+        """The upstream closed without an end marker: what is still held back."""
+        ...
+
+    def check_complete(self, pending: bool) -> None:
+        """Raise UpstreamError when a stream that closed without an end marker is incomplete."""
+        ...
+
+    def final(self) -> bytes: ...
+
+    def error_event(self, exc: ProxyError) -> bytes: ...
+
+
+class ChoiceRestorer(Protocol):
+    changed: bool
+
+    def feed(self, chunk: dict[str, Any]) -> dict[str, Any]: ...
+
+    def finish(self) -> dict[str, Any] | None: ...
+
+
+class ChoicesDialect:
+    """`data:` JSON chunks with per-choice deltas, ended by `data: [DONE]` (chat and completions)."""
+
+    def __init__(self, restorer: ChoiceRestorer, answers: Any) -> None:
+        self.restorer = restorer
+        self.answers = answers  # falsy when there is nothing to restore: events go out verbatim
+        self.finished = False
+        self.fault: str | None = None
+        self._open: set[int] = set()
+        self._closed: set[int] = set()
+
+    def feed(self, event: ServerSentEvent) -> bytes:
+        if event.data == "[DONE]":
+            self.finished = True
+            tail = self.restorer.finish()
+            return _dump(tail) if tail is not None else b""
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise _malformed() from None
+        if isinstance(payload, dict) and "error" in payload:
+            # The upstream's own error event: pass it on (its text may quote tokens: restore them).
+            self.finished, self.fault = True, "upstream_stream_error"
+            error = payload["error"]
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                error["message"] = self.answers.text.restore(error["message"])
+            return _dump(payload)
+        _track_choices(payload, self._open, self._closed)
+        if not self.answers or not isinstance(payload, dict):
+            return _verbatim(event.data)
+        try:
+            self.restorer.feed(payload)
+        except Exception as exc:
+            raise RestoreError("restoring the streamed answer failed") from exc
+        return _dump(payload) if self.restorer.changed else _verbatim(event.data)
+
+    def end(self) -> bytes:
+        tail = self.restorer.finish()
+        return _dump(tail) if tail is not None else b""
+
+    def check_complete(self, pending: bool) -> None:
+        # Every choice finished but the upstream omitted [DONE] (some compatible servers do): complete.
+        if pending or not self._open or self._open - self._closed:
+            raise _truncated()
+
+    def final(self) -> bytes:
+        return b"" if self.fault else DONE
+
+    def error_event(self, exc: ProxyError) -> bytes:
+        return error_event(exc)
+
+
+class EventRestorer(Protocol):
+    """A protocol's sans-IO restorer for `event:`-typed streams (Responses, Anthropic Messages)."""
+
+    finished: bool  # the terminal event was fed
+    fault: str | None
+
+    def feed(self, event: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+        """The events to send for one upstream event, each with whether it differs from the upstream's."""
+        ...
+
+    def finish(self) -> list[tuple[dict[str, Any], bool]]: ...
+
+    def error_payload(self, exc: ProxyError) -> dict[str, Any]: ...
+
+
+class TypedEventsDialect:
+    """`event:`-typed JSON events; the terminal event goes out after the audit record."""
+
+    def __init__(self, restorer: EventRestorer) -> None:
+        self.restorer = restorer
+        self.finished = False
+        self.fault: str | None = None
+        self._final = b""
+
+    def feed(self, event: ServerSentEvent) -> bytes:
+        if event.data == "[DONE]":  # not part of these formats; a stream without its terminal event is cut
+            return b""
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise _malformed() from None
+        if not isinstance(payload, dict):
+            raise _malformed()
+        if "type" not in payload and event.event:
+            payload["type"] = event.event
+        try:
+            emitted = self.restorer.feed(payload)
+        except ProxyError:
+            raise
+        except Exception as exc:
+            raise RestoreError("restoring the streamed answer failed") from exc
+        frames = [self._frame(out) if changed else encode(event) for out, changed in emitted]
+        if self.restorer.finished:
+            self.finished, self.fault = True, self.restorer.fault
+            self._final = frames.pop()
+        return b"".join(frames)
+
+    def end(self) -> bytes:
+        return b"".join(self._frame(payload) for payload, _ in self.restorer.finish())
+
+    def check_complete(self, pending: bool) -> None:
+        raise _truncated()  # closed without a terminal event: the answer is incomplete
+
+    def final(self) -> bytes:
+        return self._final
+
+    def error_event(self, exc: ProxyError) -> bytes:
+        return self._frame(self.restorer.error_payload(exc))
+
+    @staticmethod
+    def _frame(payload: dict[str, Any]) -> bytes:
+        kind = payload.get("type")
+        name = kind if isinstance(kind, str) and kind and "\n" not in kind and "\r" not in kind else None
+        head = b"event: " + name.encode() + b"\n" if name else b""
+        return head + b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 _END = object()
@@ -117,65 +286,35 @@ class BatchedReads:
             await self._reader
 
 
-async def relay_chat_stream(
-    state: ProxyState, exchange: Exchange, response: httpx.Response, answers: AnswerRestorer
+
+
+async def relay_stream(
+    state: ProxyState, exchange: Exchange, response: httpx.Response, dialect: StreamDialect
 ) -> AsyncIterator[bytes]:
-    restorer = ChatStreamRestorer(answers)
     decoder = SSEDecoder()
-    finished = False
-    open_choices: set[int] = set()
-    closed_choices: set[int] = set()
+    recorded = False
     reads_in_batches = BatchedReads(response)
+    out: list[bytes] = []
     try:
         async for reads in reads_in_batches:
-            out: list[bytes] = []
             for event in decoder.feed(b"".join(reads)):
-                if event.data == "[DONE]":
-                    tail = restorer.finish()
-                    if tail is not None:
-                        out.append(_dump(tail))
-                    state.record(exchange)
-                    finished = True
-                    out.append(DONE)
-                    yield b"".join(out)
-                    return
-                try:
-                    payload = orjson.loads(event.data)
-                except orjson.JSONDecodeError:
-                    if out:
-                        yield b"".join(out)
-                    raise UpstreamError("the upstream sent a malformed stream event", code="upstream_invalid_stream")
-                if isinstance(payload, dict) and "error" in payload:
-                    # The upstream's own error event: pass it on (its text may quote tokens: restore them).
-                    exchange.fault = "upstream_stream_error"
-                    error = payload["error"]
-                    if isinstance(error, dict) and isinstance(error.get("message"), str):
-                        error["message"] = answers.text.restore(error["message"])
-                    out.append(_dump(payload))
-                    state.record(exchange)
-                    finished = True
-                    yield b"".join(out)
-                    return
-                _track_choices(payload, open_choices, closed_choices)
-                if not answers or not isinstance(payload, dict):
-                    out.append(_verbatim(event.data))
-                    continue
-                try:
-                    restorer.feed(payload)
-                except Exception as exc:
-                    raise RestoreError("restoring the streamed answer failed") from exc
-                out.append(_dump(payload) if restorer.changed else _verbatim(event.data))
+                out.append(dialect.feed(event))
+                if dialect.finished:
+                    break
+            if dialect.finished:
+                break
             if out:
                 yield b"".join(out)
-        tail = restorer.finish()
-        if tail is not None:
-            yield _dump(tail)
-        if decoder.has_pending or not open_choices or open_choices - closed_choices:
-            raise UpstreamError("the upstream stream ended before it was complete", code="upstream_truncated_stream")
-        # Every choice finished but the upstream omitted [DONE] (some compatible servers do): complete it.
+                out = []
+        else:
+            out.append(dialect.end())
+            dialect.check_complete(decoder.has_pending)
+        exchange.fault = dialect.fault or exchange.fault
+        # The end marker goes out only once the decision is on record.
         state.record(exchange)
-        finished = True
-        yield DONE
+        recorded = True
+        out.append(dialect.final())
+        yield b"".join(out)
     except Exception as exc:
         if not isinstance(exc, ProxyError):
             logger.error("stream relay failed for %s: %s", exchange.request_id, type(exc).__name__)
@@ -186,11 +325,12 @@ async def relay_chat_stream(
                 state.record(exchange)
             except AuditFailure as audit_exc:
                 exc = audit_exc
-        finished = True
-        yield error_event(exc)
+        recorded = True
+        # What was restored before the fault still goes out, then one error event.
+        yield b"".join(out) + dialect.error_event(exc)
     finally:
         await reads_in_batches.aclose()
-        if not finished:
+        if not recorded:
             # The client went away (or the task was cancelled): the upstream stream is closed above.
             exchange.client_disconnected = True
             try:

@@ -1,4 +1,9 @@
-"""The one place that talks to the cloud: a shared `httpx.AsyncClient`, TLS verified, errors mapped."""
+"""The one place that talks to the cloud: a shared `httpx.AsyncClient`, TLS verified, errors mapped.
+
+TLS is always verified (system/certifi CAs or `upstream.ca_bundle`), with optional SPKI pins and an mTLS
+client certificate (privacy_proxy/tls.py). A certificate problem is a 502 that is not retried:
+`upstream_pin_mismatch` or `upstream_tls_error`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import httpx
 
 from privacy_proxy.errors import UpstreamError
 from privacy_proxy.policy.model import UpstreamSettings
+from privacy_proxy.tls import describe_tls_failure, is_insecure_upstream, upstream_ssl_context
 
 logger = logging.getLogger("privacy_proxy.upstream")
 
@@ -25,15 +31,25 @@ HOP_BY_HOP = frozenset(
 FORWARDED_REQUEST_HEADERS = ("accept", "openai-organization", "openai-project", "openai-beta", "idempotency-key")
 
 
+class UpstreamTLSError(UpstreamError):
+    """The upstream's certificate was refused (untrusted, expired, wrong host, pin mismatch) or mTLS failed."""
+
+    code = "upstream_tls_error"
+    retryable = False  # retrying cannot change a certificate
+
+
 class Upstream:
     def __init__(self, settings: UpstreamSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.base_url = settings.base_url
         timeouts = settings.timeouts
+        # Plain http to a non-loopback host is only possible with allow_insecure_upstream; audited per record.
+        self.insecure = is_insecure_upstream(settings.base_url)
+        verify = upstream_ssl_context(settings) if settings.base_url.startswith("https://") else True
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-            verify=True,
+            verify=verify,
             follow_redirects=False,
             trust_env=False,  # no ambient proxy settings: the only network peer is the configured upstream
             transport=transport,
@@ -66,6 +82,9 @@ class Upstream:
             raise UpstreamError("the upstream did not answer in time", code="upstream_timeout") from exc
         except httpx.HTTPError as exc:
             logger.warning("upstream %s %s: %s: %s", method, path, type(exc).__name__, exc)
+            tls = describe_tls_failure(exc)
+            if tls is not None:
+                raise UpstreamTLSError(tls[1], code=tls[0]) from exc
             raise UpstreamError(f"the upstream is unreachable ({type(exc).__name__})") from exc
 
     async def aclose(self) -> None:

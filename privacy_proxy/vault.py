@@ -2,14 +2,20 @@
 
 A vault stores small JSON records under (scope, key) with a time to live. Every backend speaks the
 `Vault` protocol; the request path never knows which one it holds. `MemoryVault` keeps records in
-this process only (lost on restart, not shared between replicas).
+this process only (lost on restart, not shared between replicas). `SQLiteVault` (vault_sqlite.py, the
+default) keeps them on disk, each encrypted with AES-256-GCM and bound to its (scope, key).
+`open_vault(settings)` builds the one the policy's `vault:` section names.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from privacy_proxy.policy.model import VaultSettings
 
 # JSON-serializable record, e.g. {"restorable": {"<PERSON_1>": "Alice"}}
 Record = dict[str, Any]
@@ -84,3 +90,13 @@ class MemoryVault:
     def close(self) -> None:
         with self._lock:
             self._records.clear()
+
+
+def open_vault(settings: VaultSettings) -> Vault:
+    """The backend the policy names; raises VaultError when its key or file cannot be used."""
+    if settings.backend == "memory":
+        return MemoryVault(default_ttl_s=settings.ttl)
+    from privacy_proxy.vault_sqlite import SQLiteVault, load_keyring
+
+    keyring = load_keyring(settings.key_env, Path(settings.key_file))
+    return SQLiteVault(Path(settings.path), keyring, default_ttl_s=settings.ttl)

@@ -15,11 +15,13 @@ import hmac
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 
 from sanitizers.types import Action, Decision, Detection, Mapping
 
 _SEP = r"(?:\\?_|[ \-])"
+_PRIOR_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*)_[1-9][0-9]*\]")
 
 
 @functools.lru_cache(maxsize=256)
@@ -230,7 +232,15 @@ class Transformer:
         hidden = set(alnum_positions[: len(alnum_positions) - keep])
         return "".join(self.options.mask_char if i in hidden else ch for i, ch in enumerate(value))
 
-    def apply(self, texts: Sequence[str], decisions: Sequence[Sequence[Decision]]) -> TransformResult:
+    def apply(
+        self,
+        texts: Sequence[str],
+        decisions: Sequence[Sequence[Decision]],
+        prior: MappingABC[str, str] | None = None,
+    ) -> TransformResult:
+        """Rewrite `texts`. `prior` (token → original) holds the tokens of earlier turns that the
+        upstream keeps server-side (Responses `previous_response_id`): those values keep their tokens,
+        new values get unused ones, and the earlier values are protected here too."""
         result = TransformResult(texts=list(texts), mapping=Mapping())
         kept = [resolve_overlaps(per_segment) for per_segment in decisions]
         for per_segment in kept:
@@ -285,6 +295,13 @@ class Transformer:
                     value = text[det.start : det.end]
                     protected_actions.setdefault(normalize_value(value), (decision.action, det.entity))
                     result.mapping.protected.add(value)
+        for token, original in (prior or {}).items():
+            key = normalize_value(original)
+            tokens.setdefault(key, token)
+            used.add(normalize_value(token))
+            placeholder = _PRIOR_PLACEHOLDER.fullmatch(token)
+            protected_actions.setdefault(key, (Action.PSEUDONYMIZE, placeholder.group(1) if placeholder else "PII"))
+            result.mapping.protected.add(original)
 
         # Complete before any replacement is drawn; surrogates must not contain a protected value,
         # nor anything the request already says.

@@ -120,7 +120,8 @@ class ProxyProcess(OnLoopback):
         return self.process.returncode
 
 
-def start_proxy(policy_text: str, workdir: Path, upstream: str, extra_env: dict[str, str] | None = None) -> ProxyProcess:
+def start_proxy(policy_text: str, workdir: Path, upstream: str, extra_env: dict[str, str] | None = None,
+                log_level: str = "info") -> ProxyProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     policy_path = workdir / "policy.yaml"
     policy_path.write_text(policy_text)
@@ -138,7 +139,7 @@ def start_proxy(policy_text: str, workdir: Path, upstream: str, extra_env: dict[
     }
     command = [
         sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy_path),
-        "--port", str(port), "--upstream", upstream, "--log-level", "info",
+        "--port", str(port), "--upstream", upstream, "--log-level", log_level,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -2,7 +2,10 @@
 
 It echoes the last user message back (or a scripted answer), streams it as
 ``chat.completion.chunk`` SSE events in small random pieces, and can inject
-errors and broken streams.  It runs uvicorn in a background thread with its own
+errors and broken streams. ``/v1/responses`` (typed events, function calls,
+stored response ids), ``/v1/completions`` and ``/v1/embeddings`` (float and
+base64) and Anthropic's ``/v1/messages`` answer the same way; their bodies
+are built in ``fake_routes.py``.  It runs uvicorn in a background thread with its own
 event loop, so both sync tests and async tests (on their own loop) can use it.
 
 Wire it as a session-scoped server plus a per-test fixture that calls
@@ -21,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AnyStr
 
+import fake_routes
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -209,7 +213,11 @@ class FakeUpstream:
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Condition()
         self._chat_count = 0
+        self._route_count = 0  # requests to the other generating routes (responses, completions)
         self._tool_count = 0
+        # Stored responses by id (with their input items): previous_response_id, GET and DELETE use them.
+        self.stored_responses: dict[str, tuple[dict[str, Any], list[Any]]] = {}
+        self._response_serial = 0  # never reset: a proxy's vault outlives a test's reset()
         self._disconnects = 0
         self._port: int | None = None
         self._server: _Server | None = None
@@ -237,7 +245,7 @@ class FakeUpstream:
             self.app, lifespan="off", loop="asyncio", log_config=None, timeout_graceful_shutdown=2
         )
         server = self._server = _Server(config)
-        serve = lambda: asyncio.run(server.serve(sockets=[sock]))  # noqa: E731 - a fresh loop in the thread
+        serve = lambda: asyncio.run(server.serve(sockets=[sock]))
         self._thread = threading.Thread(target=serve, name=f"fake-upstream:{self._port}", daemon=True)
         self._thread.start()
         if not server.ready.wait(10):
@@ -279,10 +287,11 @@ class FakeUpstream:
             self.requests.clear()
             self._queue.clear()
             self.default = Behaviour()
-            self._chat_count = self._tool_count = self._disconnects = 0
+            self._chat_count = self._route_count = self._tool_count = self._disconnects = 0
+            self.stored_responses.clear()
 
     def push(self, *behaviours: Behaviour) -> None:
-        """Queue behaviours for the next chat requests (FIFO); then ``default``."""
+        """Queue behaviours for the next chat, responses or completions requests (FIFO); then ``default``."""
         with self._lock:
             self._queue.extend(behaviours)
 
@@ -314,6 +323,12 @@ class FakeUpstream:
             self.requests.append(rec)
         if path.rstrip("/") == "/v1/chat/completions":
             return await self._chat(rec) if rec.method == "POST" else _error(405, "Method not allowed.")
+        if path.startswith("/v1/responses/"):
+            return self._stored_response(rec)
+        other = {"/v1/responses": self._responses, "/v1/completions": self._completions,
+                 "/v1/embeddings": self._embeddings, "/v1/messages": self._messages}.get(path.rstrip("/"))
+        if other is not None:
+            return await other(rec) if rec.method == "POST" else _error(405, "Method not allowed.")
         if rec.method == "GET" and path.rstrip("/") == "/v1/models":
             return JSONResponse({"object": "list", "data": [MODEL]})
         if rec.method == "GET" and path.startswith("/v1/models/"):
@@ -362,6 +377,106 @@ class FakeUpstream:
         rng = random.Random(f"{self.seed}:{k}")
         include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
         return _EventStream(self, _stream_events(plan, rng, include_usage, b.stream_fault), b, rng)
+
+
+    async def _next_behaviour(self) -> tuple[Behaviour, int]:
+        with self._lock:
+            b = self._queue.popleft() if self._queue else self.default
+            self._route_count += 1
+            k = self._route_count
+        if b.response_delay:
+            await asyncio.sleep(b.response_delay)
+        return b, k
+
+    async def _responses(self, rec: RecordedRequest) -> Response:
+        b, k = await self._next_behaviour()
+        if b.status >= 400:
+            return _error(b.status, headers=b.headers)
+        try:
+            payload = json.loads(rec.body)
+            answer = fake_routes.responses_echo(payload) if b.answer is None else b.answer
+        except (ValueError, TypeError, AttributeError):
+            return _error(400, "We could not parse the JSON body of your request.", b.headers)
+        previous = payload.get("previous_response_id")
+        if previous is not None and previous not in self.stored_responses:
+            return _error(400, f"Previous response with id '{previous}' not found.", b.headers)
+        tool = fake_routes.responses_tool(payload, b.tool_call)
+        with self._lock:
+            self._tool_count += 1 if tool else 0
+            call_id = f"call_{self._tool_count}"
+            self._response_serial += 1
+            serial = self._response_serial
+        cut = b.finish_length_at is not None and len(answer) > b.finish_length_at
+        text = answer[: b.finish_length_at] if cut else answer
+        response = fake_routes.response_object(payload, serial, text, tool, call_id, incomplete=cut)
+        if payload.get("store", True) is not False:
+            with self._lock:
+                self.stored_responses[response["id"]] = (response, fake_routes.input_items(payload))
+        if not payload.get("stream"):
+            return JSONResponse(response, headers=b.headers)
+        rng = random.Random(f"{self.seed}:responses:{k}")
+        return _EventStream(self, fake_routes.response_events(response, rng, b.stream_fault), b, rng)
+
+    def _stored_response(self, rec: RecordedRequest) -> Response:
+        response_id, _, rest = rec.path.removeprefix("/v1/responses/").partition("/")
+        with self._lock:
+            stored = self.stored_responses.get(response_id)
+            if stored is not None and rec.method == "DELETE" and not rest:
+                del self.stored_responses[response_id]
+        if stored is None:
+            return _error(404, f"No response found with id '{response_id}'.")
+        if rec.method == "DELETE" and not rest:
+            return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+        if rec.method == "GET" and not rest:
+            return JSONResponse(stored[0])
+        if rec.method == "GET" and rest == "input_items":
+            items = stored[1]
+            return JSONResponse({"object": "list", "data": items, "has_more": False,
+                                 "first_id": items[0]["id"] if items else None,
+                                 "last_id": items[-1]["id"] if items else None})
+        return _error(404, f"Invalid URL ({rec.method} {rec.path})")
+
+    async def _completions(self, rec: RecordedRequest) -> Response:
+        b, k = await self._next_behaviour()
+        if b.status >= 400:
+            return _error(b.status, headers=b.headers)
+        try:
+            payload = json.loads(rec.body)
+            prompts = fake_routes.completion_prompts(payload.get("prompt"))
+            n = int(payload.get("n") or 1)
+        except (ValueError, TypeError, AttributeError):
+            return _error(400, "We could not parse the JSON body of your request.", b.headers)
+        choices = fake_routes.completion_choices(prompts, n, b.answer, bool(payload.get("echo")), b.finish_length_at)
+        base = {"id": f"cmpl-fake{k}", "object": "text_completion", "created": 1_700_000_000 + k,
+                "model": payload.get("model") or "fake-model"}
+        if not payload.get("stream"):
+            usage = {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+            return JSONResponse({**base, "choices": choices, "usage": usage}, headers=b.headers)
+        rng = random.Random(f"{self.seed}:completions:{k}")
+        return _EventStream(self, fake_routes.completion_events(base, choices, rng, b.stream_fault), b, rng)
+
+    async def _messages(self, rec: RecordedRequest) -> Response:
+        b, k = await self._next_behaviour()
+        if b.status >= 400:
+            return _error(b.status, headers=b.headers)
+        try:
+            payload = json.loads(rec.body)
+            answer = fake_routes.messages_echo(payload) if b.answer is None else b.answer
+        except (ValueError, TypeError, AttributeError):
+            return _error(400, "We could not parse the JSON body of your request.", b.headers)
+        cut = b.finish_length_at is not None and len(answer) > b.finish_length_at
+        text = answer[: b.finish_length_at] if cut else answer
+        message = fake_routes.message_object(payload, k, text, fake_routes.messages_tool(payload, b.tool_call), cut)
+        if not payload.get("stream"):
+            return JSONResponse(message, headers=b.headers)
+        rng = random.Random(f"{self.seed}:messages:{k}")
+        return _EventStream(self, fake_routes.message_events(message, rng, b.stream_fault), b, rng)
+
+    async def _embeddings(self, rec: RecordedRequest) -> Response:
+        try:
+            return JSONResponse(fake_routes.embeddings_body(json.loads(rec.body)))
+        except (ValueError, TypeError, AttributeError):
+            return _error(400, "'input' must be a non-empty string or array.")
 
 
 @dataclass

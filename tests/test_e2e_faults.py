@@ -246,7 +246,7 @@ def test_passthrough_route_is_forwarded_unscanned_and_audited(inprocess_factory,
     assert recorded.headers["authorization"] == "Bearer sk-upstream-secret"
     record = last_audit(proxy.audit_path)
     assert (record["decision"], record["route"], record["upstream_status"]) == ("passthrough", "/v1/files", 404)
-    assert_openai_error(httpx.post(f"{proxy.base_url}/embeddings", content=b"{}"), 404, "route_not_supported")
+    assert_openai_error(httpx.post(f"{proxy.base_url}/audio/speech", content=b"{}"), 404, "route_not_supported")
 
 
 @pytest.mark.parametrize(

@@ -1,60 +1,37 @@
 """`/v1/chat/completions`: which fields carry text, how to write them back, how to restore answers.
 
-Request side: `ChatRequest(body)` validates the shape, lists every text `Segment` in conversation
-order (tool descriptions, then messages), and `outbound(texts)` writes rewritten texts back.
+Request side: `ChatRequest(body)` validates the shape and lists every text `Segment` in conversation
+order (tool descriptions, then messages); `outbound(texts)` (from `TextRequest`) writes them back.
 Response side: `AnswerRestorer.completion` rewrites a whole answer; `ChatStreamRestorer` does the same
 for a stream of chunk payloads, holding back per choice only what could be a cut token.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from privacy_proxy.errors import BadRequest, PolicyViolation
-from sanitizers.restore import Restorer, json_string_escape
+from privacy_proxy.errors import BadRequest
+from privacy_proxy.openai.answers import Answers
+from privacy_proxy.openai.request import Segment, TextRequest
+from sanitizers.restore import Restorer
+
+__all__ = ["AnswerRestorer", "ChatRequest", "ChatStreamRestorer", "Segment"]
 
 TEXT_PART_TYPES = {"text", "input_text", "output_text", "refusal"}
 TEXT_MESSAGE_FIELDS = ("content", "refusal", "reasoning_content")
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    path: str  # where the text lives, e.g. messages[2].content[0].text — never the text itself
-    text: str
-
-
-def _json_text(value: str) -> Any | None:
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, (dict, list)) else None
-
-
-@dataclass
-class ChatRequest:
-    body: dict[str, Any]
-    non_text_parts: str = "block"
-    segments: list[Segment] = field(default_factory=list)
-    non_text_paths: list[str] = field(default_factory=list)
-    _slots: list[tuple[Any, Any]] = field(default_factory=list)
-    _json_docs: list[tuple[dict[str, Any], str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+class ChatRequest(TextRequest):
+    def __init__(self, body: Any, non_text_parts: str = "block") -> None:
+        super().__init__(body, non_text_parts=non_text_parts)
         body = self.body
-        if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object")
-        if not isinstance(body.get("model"), str) or not body["model"]:
-            raise BadRequest("'model' is required and must be a string", param="model")
+        self.require_model()
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' is required and must be a non-empty array", param="messages")
         if "stream" in body and not isinstance(body["stream"], bool):
             raise BadRequest("'stream' must be a boolean", param="stream")
-        if "n" in body and (not isinstance(body["n"], int) or isinstance(body["n"], bool) or body["n"] < 1):
-            raise BadRequest("'n' must be a positive integer", param="n")
+        self.check_positive_int("n")
         tools = body.get("tools")
         if tools is not None:
             if not isinstance(tools, list):
@@ -65,24 +42,8 @@ class ChatRequest:
             self._message(message, f"messages[{index}]")
         for key in ("user", "prediction", "metadata"):
             if key in body:
-                self._free_text(body, key, key)
-        if self.non_text_paths and self.non_text_parts == "block":
-            raise PolicyViolation(
-                "this request has image, audio or file parts, which cannot be scanned for personal data; "
-                "the policy blocks them (content.non_text_parts)",
-                reason="non_text_content",
-            )
-
-    # -- extraction ---------------------------------------------------------------------------
-    def _add(self, container: Any, key: Any, path: str) -> None:
-        text = container[key]
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # "\ud800" is a legal JSON escape but no character: detectors and upstreams choke on it.
-            raise BadRequest(f"'{path}' contains an unpaired UTF-16 surrogate", param=path) from None
-        self._slots.append((container, key))
-        self.segments.append(Segment(path, text))
+                self.add_free_text(body, key, key)
+        self.check_non_text()
 
     def _tool(self, tool: Any, path: str) -> None:
         if not isinstance(tool, dict):
@@ -90,19 +51,8 @@ class ChatRequest:
         function = tool.get("function")
         if isinstance(function, dict):
             if isinstance(function.get("description"), str):
-                self._add(function, "description", f"{path}.function.description")
-            self._schema_descriptions(function.get("parameters"), f"{path}.function.parameters")
-
-    def _schema_descriptions(self, schema: Any, path: str) -> None:
-        if isinstance(schema, dict):
-            for key, value in schema.items():
-                if key == "description" and isinstance(value, str):
-                    self._add(schema, key, f"{path}.description")
-                else:
-                    self._schema_descriptions(value, f"{path}.{key}")
-        elif isinstance(schema, list):
-            for index, value in enumerate(schema):
-                self._schema_descriptions(value, f"{path}[{index}]")
+                self.add(function, "description", f"{path}.function.description")
+            self.add_schema_descriptions(function.get("parameters"), f"{path}.function.parameters")
 
     def _message(self, message: Any, path: str) -> None:
         if not isinstance(message, dict):
@@ -110,13 +60,13 @@ class ChatRequest:
         if not isinstance(message.get("role"), str):
             raise BadRequest(f"'{path}.role' is required and must be a string", param=f"{path}.role")
         if isinstance(message.get("name"), str):
-            self._add(message, "name", f"{path}.name")
+            self.add(message, "name", f"{path}.name")
         for key in TEXT_MESSAGE_FIELDS:
             value = message.get(key)
             if value is None:
                 continue
             if isinstance(value, str):
-                self._add(message, key, f"{path}.{key}")
+                self.add(message, key, f"{path}.{key}")
             elif isinstance(value, list) and key == "content":
                 self._parts(message, value, f"{path}.content")
             else:
@@ -143,7 +93,7 @@ class ChatRequest:
                 key = "refusal" if part["type"] == "refusal" else "text"
                 if not isinstance(part.get(key), str):
                     raise BadRequest(f"'{part_path}.{key}' must be a string", param=f"{part_path}.{key}")
-                self._add(part, key, f"{part_path}.{key}")
+                self.add(part, key, f"{part_path}.{key}")
                 kept.append(part)
             else:
                 self.non_text_paths.append(part_path)
@@ -153,76 +103,13 @@ class ChatRequest:
             message["content"] = kept
 
     def _arguments(self, function: dict[str, Any], path: str) -> None:
-        arguments = function.get("arguments")
-        if not isinstance(arguments, str):
-            return
-        parsed = _json_text(arguments)
-        if parsed is None:
-            self._add(function, "arguments", f"{path}.arguments")
-            return
-        # JSON-aware: scan the string values, then re-serialize so the arguments stay valid JSON.
-        self._json_docs.append((function, "arguments", parsed))
-        self._json_strings(parsed, f"{path}.arguments")
-
-    def _json_strings(self, node: Any, path: str) -> None:
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            child = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
-            if isinstance(value, str):
-                self._add(node, key, child)
-            else:
-                self._json_strings(value, child)
-
-    def _free_text(self, container: dict[str, Any], key: str, path: str) -> None:
-        value = container[key]
-        if isinstance(value, str):
-            self._add(container, key, path)
-        elif isinstance(value, dict):
-            for sub_key in list(value):
-                self._free_text(value, sub_key, f"{path}.{sub_key}")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, str):
-                    self._add(value, index, f"{path}[{index}]")
-                elif isinstance(item, (dict, list)):
-                    self._free_text(value, index, f"{path}[{index}]")  # type: ignore[arg-type]
-
-    # -- write-back ---------------------------------------------------------------------------
-    @property
-    def stream(self) -> bool:
-        return bool(self.body.get("stream"))
-
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model", ""))
-
-    def outbound(self, texts: list[str]) -> dict[str, Any]:
-        """The body to send upstream; mutates the parsed request in place (it is ours alone)."""
-        for (container, key), text in zip(self._slots, texts, strict=True):
-            container[key] = text
-        for function, key, parsed in self._json_docs:
-            function[key] = json.dumps(parsed, ensure_ascii=False)
-        return self.body
+        if isinstance(function.get("arguments"), str):
+            self.add_json_text(function, "arguments", f"{path}.arguments")
 
 
-# -- responses --------------------------------------------------------------------------------
-class AnswerRestorer:
-    """Restores answers of one request: plain text, and text inside JSON strings (tool arguments)."""
-
-    def __init__(self, mapping: dict[str, str]) -> None:
-        self.mapping = mapping
-        self.text = Restorer(mapping)
-        self._json: Restorer | None = None
-
-    @property
-    def json(self) -> Restorer:
-        # Built on first use: most answers carry no tool calls, and each restorer compiles a pattern.
-        if self._json is None:
-            self._json = Restorer(self.mapping, escape=json_string_escape)
-        return self._json
-
-    def __bool__(self) -> bool:
-        return bool(self.text)
+# -- answers ----------------------------------------------------------------------------------
+class AnswerRestorer(Answers):
+    """Restores chat answers: message text, refusal, tool-call arguments (JSON-escaped)."""
 
     def completion(self, payload: Any) -> Any:
         """Restore a non-streamed `chat.completion` in place: content, refusal, tool-call arguments."""

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sanitizers.types import Action
 
+# Issue 4's sections (SLM, abstraction, topics, split, routing) are self-contained in strategy.py.
+from privacy_proxy.policy.strategy import (
+    AbstractionSettings,
+    RoutingRule,
+    SLMSettings,
+    SplitSettings,
+    Strategy,
+    TopicSettings,
+)
+
 ENTITY_NAME = r"^[A-Z][A-Z0-9_]*$"
+KEY_HASH = r"^sha256:[0-9a-f]{64}$"
+SPKI_PIN = re.compile(r"^sha256//?[A-Za-z0-9+/]{43}=$")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is a loopback address or `localhost` (nothing leaves the machine)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Strict(BaseModel):
@@ -29,6 +54,14 @@ class UpstreamSettings(Strict):
     # The client's own Authorization header is dropped unless this is set (e.g. per-user keys).
     forward_client_authorization: bool = False
     timeouts: Timeouts = Timeouts()
+    # TLS to the upstream is always verified (see privacy_proxy/tls.py). These add to it:
+    ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system/certifi bundle
+    pins: list[str] = []  # SPKI SHA-256 of the upstream's certificate key: "sha256/<base64>" (any one must match)
+    client_cert: str | None = None  # mTLS: PEM certificate (chain) presented to the upstream
+    client_key: str | None = None  # mTLS: its private key (PEM); may be inside client_cert
+    client_key_password_env: str | None = None  # env var holding the key's passphrase, if it has one
+    # Plain http:// is only accepted to a loopback host unless this is set; every audit record then says so.
+    allow_insecure_upstream: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -37,6 +70,29 @@ class UpstreamSettings(Strict):
             raise ValueError("must be an http(s) URL including the API prefix, e.g. https://api.openai.com/v1")
         return value.rstrip("/")
 
+    @field_validator("pins")
+    @classmethod
+    def _pin_format(cls, value: list[str]) -> list[str]:
+        for pin in value:
+            if not SPKI_PIN.match(pin):
+                raise ValueError(f"{pin!r}: a pin is 'sha256/<base64 of 32 bytes>' (privacy-proxy certs pin FILE)")
+        return value
+
+    @model_validator(mode="after")
+    def _transport_security(self) -> UpstreamSettings:
+        if self.base_url.startswith("http://"):
+            tls_only = [name for name in ("ca_bundle", "pins", "client_cert", "client_key") if getattr(self, name)]
+            if tls_only:
+                raise ValueError(f"{', '.join(tls_only)} need an https:// base_url")
+            if not self.allow_insecure_upstream and not is_loopback_url(self.base_url):
+                raise ValueError(
+                    "plain http:// to a host that is not loopback sends prompts unencrypted; use https://, "
+                    "or set upstream.allow_insecure_upstream: true (every audit record will say so)"
+                )
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key needs client_cert")
+        return self
+
 
 class ServerSettings(Strict):
     host: str = "127.0.0.1"
@@ -44,6 +100,15 @@ class ServerSettings(Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     # Routes under /v1 other than the scanned ones are refused unless listed here (forwarded unscanned, audited).
     passthrough_routes: list[str] = []
+    # HTTPS listener: PEM certificate (chain) and private key (`privacy-proxy certs init DIR` makes both).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class PatternSpec(Strict):
@@ -176,6 +241,10 @@ class TransformSettings(Strict):
 class ContentSettings(Strict):
     # Image, audio and file parts cannot be scanned as text.
     non_text_parts: Literal["block", "drop", "allow"] = "block"
+    # Completions prompts and embeddings inputs sent as token ids: decode them with a tiktoken encoding
+    # already on disk and scan the text (detokenize; refused when none is there), refuse them, or
+    # forward them unscanned (allow, audited).
+    token_arrays: Literal["detokenize", "refuse", "allow"] = "detokenize"
 
 
 class AuditSettings(Strict):
@@ -183,6 +252,56 @@ class AuditSettings(Strict):
     hmac_key_env: str = "PRIVACY_PROXY_AUDIT_KEY"
     hmac_key_file: str = "audit/audit.key"
     fsync: bool = False
+    # Rotation: the chain continues across files (each new file's first record names the previous one).
+    rotate_bytes: int = Field(0, ge=0)  # start a new file once the current one reaches this size (0: never)
+    rotate_daily: bool = False  # start a new file when the UTC day changes
+    # Signed checkpoints (Ed25519 over the chain head) in <log stem>.checkpoints.jsonl; also at rotation and stop.
+    checkpoint_every: int = Field(1000, ge=0)  # records between checkpoints (0: not by count)
+    checkpoint_interval: float = Field(300.0, ge=0)  # seconds between checkpoints (0: not by time)
+    signing_key_env: str = "PRIVACY_PROXY_AUDIT_SIGNING_KEY"
+    signing_key_file: str | None = None  # default: audit-signing.key beside the log (public key: .pub)
+    # Sealed originals for investigators: X25519 public key (PEM) of the auditor; off when unset.
+    seal_to: str | None = None
+    # false: a record that cannot be written is logged loudly and the request is served anyway.
+    required: bool = True
+
+
+class VaultSettings(Strict):
+    """Mappings that outlive one request (stateful APIs), encrypted at rest (AES-256-GCM)."""
+
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    path: str = "vault/vault.sqlite3"
+    key_env: str = "PRIVACY_PROXY_VAULT_KEY"  # hex keys, comma-separated, newest last
+    key_file: str = "vault/vault.key"  # one hex key per line, newest last; made (0600) when neither exists
+    ttl: float = Field(7 * 86400.0, gt=0)  # seconds a record lives unless its writer says otherwise
+
+
+class AccessKeySpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    hash: str = Field(pattern=KEY_HASH)  # sha256:<hex> of the key (privacy-proxy access new-key)
+    policy: str | None = None  # another policy file for this key's requests (default: this policy)
+
+
+class AccessSettings(Strict):
+    """Client API keys for the proxy itself; off when neither keys nor keys_file is given."""
+
+    keys: list[AccessKeySpec] = []
+    keys_file: str | None = None  # YAML list of {name, hash, policy}; read at start and on reload
+    admin_key_hash: str | None = Field(None, pattern=KEY_HASH)  # /admin/* routes; disabled when unset
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys) or self.keys_file is not None
+
+    @field_validator("keys")
+    @classmethod
+    def _unique_keys(cls, keys: list[AccessKeySpec]) -> list[AccessKeySpec]:
+        for field_name in ("name", "hash"):
+            seen = [getattr(key, field_name) for key in keys]
+            duplicates = sorted({value for value in seen if seen.count(value) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate key {field_name}s: {', '.join(duplicates)}")
+        return keys
 
 
 class Policy(Strict):
@@ -198,6 +317,24 @@ class Policy(Strict):
     # closed: any fault in scanning, transforming, restoring or auditing blocks the request.
     failure_mode: Literal["closed", "open"] = "closed"
     audit: AuditSettings = AuditSettings()
+    vault: VaultSettings = VaultSettings()
+    access: AccessSettings = AccessSettings()
+    # Issue 4: the request-level strategy, routing by topic/entity (first match wins), and their settings.
+    strategy: Strategy = "forward"
+    routing: list[RoutingRule] = []
+    slm: SLMSettings = SLMSettings()
+    abstraction: AbstractionSettings = AbstractionSettings()
+    topics: TopicSettings = TopicSettings()
+    split: SplitSettings = SplitSettings()
+
+    @model_validator(mode="after")
+    def _client_keys_stay_here(self) -> Policy:
+        if self.access.enabled and self.upstream.forward_client_authorization:
+            raise ValueError(
+                "access keys and upstream.forward_client_authorization exclude each other: "
+                "the client's Authorization would carry the proxy key to the upstream"
+            )
+        return self
 
     @field_validator("rules")
     @classmethod
