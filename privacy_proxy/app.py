@@ -71,6 +71,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_body_in_time(request: Request, server: Any) -> bytes:
+    try:
+        return await asyncio.wait_for(read_body(request, server.max_body_bytes), timeout=server.body_timeout)
+    except TimeoutError:
+        raise BadRequest(
+            f"the request body did not arrive within {server.body_timeout:g} s", status=408, code="request_timeout"
+        ) from None
+
+
+def check_shape(body: Any, server: Any) -> None:
+    """Refuse bodies nested deeper than `max_json_depth` or with more than `max_messages` entries."""
+    depth, level = 0, [body]
+    while level:
+        depth += 1
+        if depth > server.max_json_depth:
+            raise BadRequest(f"the request body is nested deeper than {server.max_json_depth} levels",
+                             code="too_deeply_nested")
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, (dict, list))]
+    if isinstance(body, dict):
+        for field in ("messages", "input", "prompt"):
+            entries = body.get(field)
+            if isinstance(entries, list) and len(entries) > server.max_messages:
+                raise BadRequest(f"{field} has {len(entries)} entries; the limit is {server.max_messages}",
+                                 param=field, code="too_many_messages")
+
+
 def safe_request_id(value: str | None) -> str | None:
     """The upstream's request id for the audit record, if it looks like an id (never free text)."""
     return value if value and REQUEST_ID.fullmatch(value) else None
@@ -177,7 +204,7 @@ def create_app(state: ProxyState) -> FastAPI:
 
         async def serve() -> Response:
             try:
-                raw = await read_body(request, runtime.policy.server.max_body_bytes)
+                raw = await read_body_in_time(request, runtime.policy.server)
                 if len(raw) > INLINE_SCAN_BYTES:
                     parsed, outbound = await asyncio.to_thread(prepare_request, route, exchange, raw)
                 else:
@@ -211,7 +238,9 @@ def create_app(state: ProxyState) -> FastAPI:
 
     def prepare_request(route: Route, exchange: Exchange, raw: bytes) -> tuple[TextRequest, bytes]:
         """Parse and scan (in a worker thread for large bodies); returns the request and the outbound body."""
-        parsed = route.parse(parse_json(raw), exchange.runtime.policy)
+        body = parse_json(raw)
+        check_shape(body, exchange.runtime.policy.server)
+        parsed = route.parse(body, exchange.runtime.policy)
         exchange.model, exchange.stream = parsed.model, parsed.stream
         parsed.load_prior(state.vault)
         return parsed, prepare(exchange, parsed)
@@ -373,7 +402,7 @@ def create_app(state: ProxyState) -> FastAPI:
         assert state.upstream is not None
         exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route, runtime=runtime)
         exchange.decision, exchange.reason = "passthrough", "policy_passthrough_route"
-        raw = await read_body(request, runtime.policy.server.max_body_bytes)
+        raw = await read_body_in_time(request, runtime.policy.server)
         exchange.outbound = raw
         upstream = state.upstream
         headers = upstream.request_headers(request.headers, json_body=False)

@@ -64,8 +64,8 @@ class RecordedRequest:
 class Behaviour:
     """How to answer one chat completion request; the defaults give a plain echo.
 
-    ``stream_fault`` (streams only): ``"garbage"`` a non-JSON data line then the
-    end; ``"truncated"`` half the chunks, then half of the next event's bytes
+    ``stream_fault``: ``"garbage"`` a non-JSON data line then the end (a chat
+    answer that is not streamed: its JSON cut short); ``"truncated"`` half the chunks, then half of the next event's bytes
     (so a decoder is left with a pending event), then a clean end of body;
     ``"error_event"`` some chunks, then ``data: {"error": {...}}``, then the end;
     ``"reset"`` like truncated but the connection is dropped without finishing
@@ -373,6 +373,8 @@ class FakeUpstream:
                    "total_tokens": prompt_tokens + completion_tokens},
         )  # fmt: skip
         if not payload.get("stream"):
+            if b.stream_fault == "garbage":  # a non-streamed answer cut in the middle of its JSON
+                return Response(_dumps(_completion(plan))[:40], media_type="application/json", headers=b.headers)
             return JSONResponse(_completion(plan), headers=b.headers)
         rng = random.Random(f"{self.seed}:{k}")
         include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))

@@ -154,6 +154,16 @@ def test_broken_upstream_streams_end_in_an_error_event(
     assert SECRET_MAIL not in json.dumps([r.json for r in fake.requests])
 
 
+def test_invalid_json_answer_is_502_and_audited(proxy: ProxyProcess, fake: FakeUpstream) -> None:
+    fake.push(Behaviour(stream_fault="garbage", answer=f"Reply to {SECRET_MAIL} please."))
+    response = post(proxy, {"model": "m", "messages": [{"role": "user", "content": f"write {SECRET_MAIL}"}]})
+    error = assert_openai_error(response, 502, "upstream_invalid_json")
+    assert SECRET_MAIL not in response.text and "[EMAIL_ADDRESS_1]" not in response.text
+    record = last_audit(proxy.audit_path)
+    assert record["decision"] == "error" and record["fault"] == "upstream_invalid_json"
+    assert error["message"]
+
+
 def test_detector_failure_blocks_and_is_audited(
     inprocess_proxy: InProcessProxy,
     upstream_server: FakeUpstream,

@@ -98,6 +98,12 @@ class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Nesting of objects and arrays in a request body; deeper bodies are refused before any scan.
+    max_json_depth: int = Field(64, ge=4, le=512)
+    # Entries of `messages` / `input` / `prompt` in one request.
+    max_messages: int = Field(4096, gt=0)
+    # Seconds a client may take to send its whole body (a stalled upload gets 408 and the slot back).
+    body_timeout: float = Field(30.0, gt=0)
     # Routes under /v1 other than the scanned ones are refused unless listed here (forwarded unscanned, audited).
     passthrough_routes: list[str] = []
     # HTTPS listener: PEM certificate (chain) and private key (`privacy-proxy certs init DIR` makes both).
