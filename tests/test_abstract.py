@@ -207,3 +207,82 @@ def test_options_from_policy_settings() -> None:
     result = Abstractor(options).abstract("on 3 May 2024 at 02139", spans("on 3 May 2024 at 02139",
                                                                           ("DATE_TIME", "3 May 2024"), ("ZIP_CODE", "02139")))
     assert result.text == "In 2024 at 02XXX"
+
+
+def test_a_replacement_never_spells_another_value() -> None:
+    text = "I study at University and live in Berlin, the capital of Germany."
+    result = run(text, ("ORGANIZATION", "University"), ("LOCATION", "Berlin"), ("LOCATION", "Germany"))
+    assert result.text == "I study at an organization and live in a place, the capital of a country in Europe."
+    assert result.summary()["LOCATION"] == {"collision": 1, "country_to_continent": 1}
+
+
+# --- minimal-disclosure rewrite (SLM first, rules as fallback) ----------------------------------
+
+REQUEST = "My manager John Smith in Berlin wants a memo about my 2 sick days. Write it."
+
+
+def _request_detections() -> list[Detection]:
+    return spans(REQUEST, ("PERSON", "John Smith"), ("LOCATION", "Berlin"))
+
+
+def test_rewrite_uses_the_slm_when_its_output_is_clean() -> None:
+    from sanitizers.rewrite import minimal_disclosure
+
+    seen: list[list[dict[str, str]]] = []
+
+    def generate(messages: list[dict[str, str]]) -> str:
+        seen.append(messages)
+        return 'Rewritten request: "Write a memo to my manager about two sick days."'
+
+    outcome = minimal_disclosure(REQUEST, _request_detections(), Abstractor(), generate)
+    assert outcome.source == "slm" and outcome.fallback is None and not outcome.blocked
+    assert outcome.text == "Write a memo to my manager about two sick days."
+    assert "John Smith" in seen[0][1]["content"] and "a LOCATION, a PERSON" in seen[0][1]["content"]
+
+
+@pytest.mark.parametrize(("answer", "fallback"), [
+    ("Write a memo for John Smith about sick days.", "leak"),
+    ("write a memo for JOHN  SMITH", "leak"),
+    ("   ", "empty"),
+    ("memo " * 400, "too_long"),
+])
+def test_rewrite_falls_back_to_the_rules(answer: str, fallback: str) -> None:
+    from sanitizers.rewrite import minimal_disclosure
+
+    outcome = minimal_disclosure(REQUEST, _request_detections(), Abstractor(), lambda _: answer)
+    assert outcome.source == "rules" and outcome.fallback == fallback
+    assert outcome.text == "My manager in a city in Germany wants a memo about my 2 sick days. Write it."
+
+
+def test_rewrite_falls_back_on_slm_faults() -> None:
+    from privacy_proxy.slm import NoSLM, SLMTimeout
+    from sanitizers.rewrite import aminimal_disclosure, minimal_disclosure
+
+    def timeout(_):
+        raise SLMTimeout("the local SLM did not finish within the timeout")
+
+    assert minimal_disclosure(REQUEST, _request_detections(), Abstractor(), timeout).fallback == "slm_timeout"
+    assert minimal_disclosure(REQUEST, _request_detections(), Abstractor(), NoSLM().generate).fallback == "slm_unavailable"
+    assert minimal_disclosure(REQUEST, _request_detections(), Abstractor()).fallback == "no_slm"
+
+    import asyncio
+
+    outcome = asyncio.run(aminimal_disclosure(REQUEST, _request_detections(), Abstractor(), NoSLM().agenerate))
+    assert outcome.source == "rules" and outcome.fallback == "slm_unavailable"
+
+    async def fine(_):
+        return "Write a memo about sick days."
+
+    assert asyncio.run(aminimal_disclosure(REQUEST, _request_detections(), Abstractor(), fine)).source == "slm"
+
+
+def test_rewrite_blocks_when_the_rules_cannot_hide_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sanitizers.abstract as abstract_module
+    from sanitizers.rewrite import minimal_disclosure
+
+    monkeypatch.setattr(abstract_module, "_avoid_collisions", lambda edits: None)
+    monkeypatch.setitem(abstract_module.GENERIC, "BADGE_ID", "badge B-7781 withheld")  # a broken rule
+    text = "Badge B-7781 lost."
+    outcome = minimal_disclosure(text, spans(text, ("BADGE_ID", "B-7781")), Abstractor(), lambda _: "B-7781")
+    assert outcome.blocked and outcome.source == "none" and outcome.fallback == "leak"
+    assert outcome.abstraction is not None and outcome.abstraction.leaks() == ["BADGE_ID"]

@@ -28,7 +28,7 @@ from privacy_proxy.slm import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_slm_server import FakeSLMServer  # noqa: E402
+from fake_slm_server import FakeSLMServer
 
 SENTENCES = [
     "the patient asked about the private appointment",

