@@ -108,7 +108,8 @@ class _Membership(dict[str, bool]):
 class Occurrences:
     """One text's trigger occurrences and alphabet runs, computed on first use (one per analyze call)."""
 
-    __slots__ = ("_characters", "_digit_runs", "_found", "_longest", "_positions", "_reversed", "_runs", "_total", "text")
+    __slots__ = ("_characters", "_digit_runs", "_found", "_longest", "_positions", "_present", "_reversed", "_runs",
+                 "_total", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -118,6 +119,7 @@ class Occurrences:
         self._characters: frozenset[str] | None = None
         self._positions: dict[str, list[tuple[int, str, str]]] = {}
         self._found: dict[Any, list[tuple[int, int]]] = {}
+        self._present: set[Any] = set()
         self._reversed: str | None = None
         self._runs: dict[tuple[int, int], tuple[int, int]] = {}
 
@@ -157,8 +159,14 @@ class Occurrences:
             self._characters = frozenset(self.text)
         return self._characters
 
+    def found_trigger(self, finder: _Finder) -> None:
+        """Note that the trigger occurs (the caller found one), so `has` answers without looking."""
+        self._present.add(finder)
+
     def has(self, finder: _Finder) -> bool:
         """Whether the trigger occurs at all (often known without listing its occurrences)."""
+        if finder in self._present:
+            return True
         found = self._found.get(finder)
         if found is not None:
             return bool(found)

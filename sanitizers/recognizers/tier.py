@@ -216,19 +216,16 @@ class PatternTier:
         self._untriggered = groups.pop(None, [])
         self._groups = list(groups.items())
         self._trigger_chars = frozenset(c for finder in groups for c in finder.chars)
-        # Which groups a character, or a digit run of some length, can trigger: a text only visits those.
-        self._groups_by_char: dict[str, list[int]] = {}
-        fewest_digits: list[tuple[int, int]] = []
-        for number, (finder, _) in enumerate(self._groups):
-            for char in finder.chars:
-                self._groups_by_char.setdefault(char, []).append(number)
-            if finder.digits:
-                fewest_digits.append((finder.fewest_digits, number))
-        # Indexed by a text's longest digit run (capped): the groups a run that long can trigger.
-        most = max((fewest for fewest, _ in fewest_digits), default=0)
-        self._groups_by_digits: list[tuple[int, ...]] = [
-            tuple(sorted(number for fewest, number in fewest_digits if fewest <= longest)) for longest in range(most + 1)
-        ]
+        self._trigger_positions = (
+            re.compile("[" + "".join(re.escape(c) for c in sorted(self._trigger_chars)) + "]")
+            if self._trigger_chars else None
+        )
+        # A digit run longer than every atom's minimum triggers what the longest minimum triggers.
+        self._longest_needed = max((k for finder in groups for k, _ in finder.digits), default=0)
+        # Which groups one trigger occurrence sets off depends only on its neighbourhood: a symbol on
+        # (symbol, character before, character after), a digit run on (length, character before).
+        # Filled on first sight of each neighbourhood; shared by all texts (single dict operations).
+        self._groups_at: dict[tuple[Any, str, str], tuple[int, ...]] = {}
         self._phone_index = next((i for i in self._active if self.recognizers[i].kind == "phone"), None)
 
     def analyze(self, text: str) -> list[Detection]:
@@ -239,15 +236,10 @@ class PatternTier:
         found: dict[int, list[_Result]] = {}
         members = list(self._untriggered)
         # Only the groups the text's trigger characters and digit runs can set off are looked at.
-        longest = occurrences.longest_digit_run()
-        by_digits = self._groups_by_digits
-        candidates = set(by_digits[min(longest, len(by_digits) - 1)])
-        for char in occurrences.characters() & self._trigger_chars:
-            candidates.update(self._groups_by_char[char])
-        for number in sorted(candidates):
+        for number in self._triggered_groups(text, occurrences):
             finder, group = self._groups[number]
-            if occurrences.has(finder):
-                members.extend(group)
+            occurrences.found_trigger(finder)
+            members.extend(group)
         for index, pattern, base in members:
             matches = pattern.matches(text, occurrences)
             if matches:
@@ -281,6 +273,46 @@ class PatternTier:
             detections.append(Detection(entity, start, end, round(float(score), 4), self.recognizers[index].name))
         detections.sort(key=lambda d: (d.start, -d.end, d.entity))
         return detections
+
+    def _triggered_groups(self, text: str, occurrences: Occurrences) -> list[int]:
+        """The groups whose trigger occurs in `text`, in group order."""
+        triggered: set[int] = set()
+        groups_at = self._groups_at
+        if self._trigger_positions is not None and not occurrences.characters().isdisjoint(self._trigger_chars):
+            for match in self._trigger_positions.finditer(text):
+                position = match.start()
+                key = (text[position], text[position - 1] if position else "", text[position + 1 : position + 2])
+                found = groups_at.get(key)
+                if found is None:
+                    found = self._remember(key, self._symbol_groups(*key))
+                triggered.update(found)
+        if self._longest_needed:
+            for start, end, before in occurrences.digit_runs():
+                key = (min(end - start, self._longest_needed), before, "")
+                found = groups_at.get(key)
+                if found is None:
+                    found = self._remember(key, self._digit_groups(key[0], before))
+                triggered.update(found)
+        return sorted(triggered)
+
+    def _remember(self, key: tuple[Any, str, str], groups: tuple[int, ...]) -> tuple[int, ...]:
+        if len(self._groups_at) > 100_000:  # neighbourhoods are few in practice; stay bounded anyway
+            self._groups_at.clear()
+        self._groups_at[key] = groups
+        return groups
+
+    def _symbol_groups(self, char: str, before: str, after: str) -> tuple[int, ...]:
+        return tuple(
+            number for number, (finder, _) in enumerate(self._groups)
+            if any(char in chars and (precede is None or precede[before]) and (follow is None or follow[after])
+                   for chars, precede, follow in finder.symbols)
+        )
+
+    def _digit_groups(self, length: int, before: str) -> tuple[int, ...]:
+        return tuple(
+            number for number, (finder, _) in enumerate(self._groups)
+            if any(length >= k and (precede is None or precede[before]) for k, precede in finder.digits)
+        )
 
     def _score(self, text: str, matches: list[Any], index: int, base: float, out: list[_Result]) -> None:
         """Presidio's scoring of one pattern's matches: a validator's verdict replaces the score."""
