@@ -135,7 +135,8 @@ def compare(texts: list[str], presidio: list[Any], tier: list[Any],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="synth_dataset_v2.json, or a data directory holding presidio_synth/ (e.g. ../shared/data)")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "patterns.json")
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="thresholds for the `tier@policy` engine (patterns that cannot reach them are not run)")
     args = parser.parse_args(argv)
 
-    texts = load_texts(args.data, args.samples)
+    data = args.data / "presidio_synth" / DEFAULT_DATA.name if args.data.is_dir() else args.data
+    texts = load_texts(data, args.samples)
     corpora = {"synth": texts, "chat": chat_texts(texts, max(1, args.samples // 10))}
 
     started = time.perf_counter()

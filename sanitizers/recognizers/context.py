@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import runpy
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -101,6 +102,12 @@ _URL = regex.compile(
 _CHUNKS = regex.compile(r"\s+|\S+")
 _CHUNKS_BACKWARD = regex.compile(r"(?r)\s+|\S+")
 _NON_SPACE = regex.compile(r"\S+")
+# The `regex` module's \s (Unicode White_Space) as a stdlib class: stdlib `re` splits several times faster.
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WHITE_SPACE_CHARS = frozenset(c for c in map(chr, range(0x3001)) if re.fullmatch(f"[{_WHITE_SPACE}]", c))
+_SPACES = re.compile(f"([{_WHITE_SPACE}]+)")
+_CHUNK_START = re.compile(f"(?<=[{_WHITE_SPACE}])[^{_WHITE_SPACE}]")
+_FIRST_WINDOW = 128  # characters split when walking left for context words; doubled while more are needed
 
 
 def _split_chunk(chunk: str, out: list[tuple[int, str]], offset: int) -> None:
@@ -211,6 +218,7 @@ class ContextScorer:
         self.stops = frozenset(stops)
         self.prefix_count = prefix_count
         self._keywords: dict[str, str] = {}
+        self._chunks: dict[str, tuple[str, ...]] = {}
 
     def _keyword(self, token: str) -> str:
         """The token's lemma if Presidio counts it as a keyword, else ""."""
@@ -224,6 +232,44 @@ class ContextScorer:
             self._keywords[token] = word
         return word
 
+    def _chunk_keywords(self, chunk: str) -> tuple[str, ...]:
+        """The keywords of one non-space chunk, right to left."""
+        words = self._chunks.get(chunk)
+        if words is None:
+            words = tuple(w for w in (self._keyword(token) for _, token in reversed(_chunk_tokens(chunk, 0))) if w)
+            if len(self._chunks) > 100_000:
+                self._chunks.clear()
+            self._chunks[chunk] = words
+        return words
+
+    def _keywords_left_of(self, text: str, end: int, out: list[str], needed: int) -> None:
+        """Append the keywords of text[:end] to `out`, right to left, until it holds more than `needed`.
+        Works on windows split at whitespace in one C-level call; each window starts at a chunk start."""
+        high, window = end, _FIRST_WINDOW
+        while high > 0 and len(out) <= needed:
+            low = 0
+            if high > window:
+                found = _CHUNK_START.search(text, high - window, high)
+                low = found.start() if found else 0
+            window = min(window * 2, 8192)
+            parts = _SPACES.split(text[low:high])
+            for index in range(len(parts) - 1, -1, -1):
+                part = parts[index]
+                if not part:
+                    continue
+                if part[0].isspace():
+                    # One space after a word is that word's trailing whitespace (not at the text's start).
+                    if part[0] == " " and not (low == 0 and index == 1 and not parts[0]):
+                        part = part[1:]
+                    word = self._keyword(part) if part else ""
+                    if word:
+                        out.append(word)
+                else:
+                    out.extend(self._chunk_keywords(part))
+                if len(out) > needed:
+                    return
+            high = low
+
     def surrounding_words(self, text: str, start: int) -> set[str]:
         """The keywords Presidio compares with context words, for a match starting at `start`:
         up to prefix_count + 1 ending at the token holding `start`, and the first from there on."""
@@ -233,6 +279,24 @@ class ContextScorer:
         right = chunk.end() if chunk else len(text)
         at_or_after: list[str] = []  # tokens from the match's token on, right to left
         before: list[str] = []
+        if chunk is not None and chunk.start() == start:
+            # The usual case, `start` in a chunk: its tokens, then keywords further left (no offsets needed).
+            chunk_start = start
+            while chunk_start > 0 and text[chunk_start - 1] not in _WHITE_SPACE_CHARS:
+                chunk_start -= 1
+            for offset, token in reversed(_chunk_tokens(text[chunk_start:right], chunk_start)):
+                if not before and (offset == start or start < offset + len(token)):
+                    at_or_after.append(token)
+                    continue
+                if not before:
+                    before.append("")
+                word = self._keyword(token)
+                if word:
+                    before.append(word)
+            if len(before) <= wanted:
+                before = before or [""]
+                self._keywords_left_of(text, chunk_start, before, wanted)
+            return self._words(text, right, at_or_after, before)
         for match in _CHUNKS_BACKWARD.finditer(text, 0, right):
             piece = match.group()
             if piece[0].isspace():
@@ -253,8 +317,15 @@ class ContextScorer:
                     before.append(word)
                     if len(before) > self.prefix_count + 1:
                         break
-            if len(before) > self.prefix_count + 1:
+            if before:
+                # Left of the match's token only keywords count: the rest of the walk needs no offsets.
+                if len(before) <= self.prefix_count + 1:
+                    self._keywords_left_of(text, match.start(), before, self.prefix_count + 1)
                 break
+        return self._words(text, right, at_or_after, before)
+
+    def _words(self, text: str, right: int, at_or_after: list[str], before: list[str]) -> set[str]:
+        wanted = self.prefix_count + 1
         if not at_or_after:  # Presidio would find no token (and fail): nothing to add
             return set()
         own = self._keyword(at_or_after[-1])  # the match's token counts as a prefix word too

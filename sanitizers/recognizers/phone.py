@@ -136,6 +136,11 @@ class _Region:
             raise ValueError(f"unknown phone region {region!r}")
         # An international dialling prefix (e.g. "011 44 …") can lead to any country's numbers.
         self.idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
+        # The digits an international prefix can begin with ("00", "011": only "0").
+        self.idd_first = frozenset(
+            d for d in "0123456789"
+            if self.idd is not None and regex.compile(metadata.international_prefix).match(d, partial=True)
+        )
         self.min_digits = min(_shortest_number(region), _shortest_idd(region) + 1 + _global_shortest())
         # The calling code, then a national prefix twice (once while extracting the calling code,
         # once more on the national number: "49 0 0 948…" parses as a German 948…).
@@ -201,7 +206,8 @@ class _Region:
         chosen = self._formats.fullmatch(nsn)
         return chosen is not None and self._format_needs_prefix[chosen.lastgroup]
 
-    def hopeless_window(self, digits: str, starts: Iterable[int], ends: list[int]) -> bool:
+    def hopeless_window(self, digits: str, starts: Iterable[int], ends: list[int],
+                        first_digits: frozenset[str] | None = None) -> bool:
         """True when no candidate in a window (no '+', no letters) can hold a valid number of this
         region. Without extension labels, every string the matcher parses there starts at the start
         of a digit run and ends at the end of one (after trimming), so the NSN is a substring of the
@@ -210,7 +216,8 @@ class _Region:
         if len(digits) < self.min_digits:
             return True
         starts = list(starts)
-        if self.idd is not None and any(self.idd.match(digits, start) for start in starts):
+        maybe_idd = self.idd is not None and (first_digits is None or not first_digits.isdisjoint(self.idd_first))
+        if maybe_idd and any(self.idd.match(digits, start) for start in starts):
             return False  # an international prefix where a candidate starts: any country's number
         if len(digits) < self.shortest:
             return True
@@ -363,7 +370,10 @@ class PhoneFinder:
             starts = range(len(digits))
             ends = list(range(1, len(digits) + 1))
         count = len(digits)
-        return [r for r in self.regions if count >= r.min_digits and not r.hopeless_window(digits, starts, ends)]
+        starts = list(starts)
+        first_digits = frozenset(digits[start] for start in starts if start < count)
+        return [r for r in self.regions
+                if count >= r.min_digits and not r.hopeless_window(digits, starts, ends, first_digits)]
 
 
 def _global_shortest() -> int:
