@@ -1,11 +1,16 @@
 """Leakage and retention on PUPA (PAPILLON's private user prompts), through `privacy-proxy scan`.
 
-    .venv/bin/python bench/leakage.py [--data PATH/PUPA_New.csv] [--policy NAME=FILE ...] [--limit N]
-                                      [--json OUT]
+    .venv/bin/python bench/leakage.py [--data PATH/PUPA_New.csv] [--policy NAME=FILE[@STRATEGY] ...]
+                                      [--limit N] [--json OUT]
 
-For every policy given (default: pseudonymize=policies/default.yaml) the queries go through the real
-`privacy-proxy scan` command; what it says would leave the machine (`outbound`) is compared with the
-query's PII units:
+For every row given (default: the rules-only rows below) the queries go through the real `privacy-proxy scan`
+command, which applies the policy's strategy; what it says would leave the machine (`outbound`) is compared
+with the query's PII units. `@STRATEGY` runs the policy with its `strategy:` replaced (forward, abstract,
+split, local). A policy with an `slm:` section makes an SLM row (abstract with `abstraction.use_slm`).
+
+Default rows: pseudonymize / abstract / split with policies/default.yaml, and the same three with
+policies/minimal-disclosure.yaml (the high-recall rules). No SLM rows by default: no real local model ships
+here (a tiny test model would only prove the plumbing), so SLM figures need `--policy` with your own.
 
 - leakage: the fraction of a query's PII units found, case-insensitively, in what would leave,
   averaged over queries. Units that are already `<PRESIDIO_ANONYMIZED_*>` placeholders in the query
@@ -13,7 +18,8 @@ query's PII units:
 - retention: the fraction of the query's other words (lower-cased word tokens not inside any PII unit)
   still present in what would leave, averaged over the same queries.
 
-A blocked query leaks nothing and retains nothing. The `raw` row is the query itself (nothing removed).
+A blocked query leaks nothing and retains nothing; so does one answered locally (`local`, counted apart).
+The `raw` row is the query itself (nothing removed).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pupa" / "PUPA_New.csv"
@@ -56,6 +64,17 @@ def kept_words(query: str, units: list[str]) -> set[str]:
     """The query's words outside every PII unit."""
     unit_words = {w for unit in units for w in WORD.findall(unit)}
     return {w for w in WORD.findall(query.lower()) if w not in unit_words and not PLACEHOLDER.fullmatch(w)}
+
+
+DEFAULT_ROWS = (
+    "pseudonymize=policies/default.yaml",
+    "abstract=policies/default.yaml@abstract",
+    "split=policies/default.yaml@split",
+    "pseudonymize-minimal=policies/minimal-disclosure.yaml",
+    "abstract-minimal=policies/minimal-disclosure.yaml@abstract",
+    "split-minimal=policies/minimal-disclosure.yaml@split",
+)
+STRATEGIES = ("forward", "abstract", "split", "local", "block")
 
 
 def score(queries: list[dict[str, Any]], outbound: dict[str, str | None]) -> dict[str, Any]:
@@ -86,9 +105,16 @@ def score(queries: list[dict[str, Any]], outbound: dict[str, str | None]) -> dic
     }
 
 
-def run_scan(policy: Path, queries: list[dict[str, Any]]) -> tuple[dict[str, str | None], float]:
-    """Outbound text per query id from `privacy-proxy scan` (None when blocked)."""
+def run_scan(policy: Path, queries: list[dict[str, Any]],
+             strategy: str | None = None) -> tuple[dict[str, str | None], float, dict[str, int]]:
+    """Outbound text per query id from `privacy-proxy scan` (None when blocked or answered locally), the
+    time it took, and how many queries ended in each decision / fallback."""
     with tempfile.TemporaryDirectory() as workdir:
+        if strategy is not None:
+            document = yaml.safe_load(policy.read_text(encoding="utf-8"))
+            document["strategy"] = strategy
+            policy = Path(workdir) / f"{policy.stem}-{strategy}.yaml"
+            policy.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         source = Path(workdir) / "queries.jsonl"
         source.write_text("".join(json.dumps({"id": q["id"], "text": q["text"]}) + "\n" for q in queries))
         env = {**os.environ, "PRIVACY_PROXY_AUDIT_KEY": os.environ.get("PRIVACY_PROXY_AUDIT_KEY", "0f" * 32)}
@@ -99,37 +125,47 @@ def run_scan(policy: Path, queries: list[dict[str, Any]]) -> tuple[dict[str, str
     if done.returncode != 0:
         raise SystemExit(f"scan failed with {policy}:\n{done.stderr[-2000:]}")
     outbound: dict[str, str | None] = {}
+    counts: dict[str, int] = defaultdict(int)
     for line in done.stdout.splitlines():
         result = json.loads(line)
-        outbound[result["id"]] = None if result["decision"] == "block" else "\n".join(result["outbound"])
-    return outbound, elapsed
+        counts[f"decision:{result['decision']}"] += 1
+        for fallback in result.get("fallback") or []:
+            counts[f"fallback:{fallback}"] += 1
+        outbound[result["id"]] = None if result["decision"] in ("block", "local") else "\n".join(result["outbound"])
+    return outbound, elapsed, dict(sorted(counts.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PUPA_New.csv, or a directory holding it")
-    parser.add_argument("--policy", action="append", default=[], metavar="NAME=FILE",
-                        help="a row: name and policy file (repeatable)")
+    parser.add_argument("--policy", action="append", default=[], metavar="NAME=FILE[@STRATEGY]",
+                        help="a row: name and policy file, optionally with another strategy (repeatable)")
     parser.add_argument("--limit", type=int, default=None, help="first N queries only")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
-    data = args.data / "pupa" / "PUPA_New.csv" if args.data.is_dir() and not args.data.name == "pupa" else args.data
+    data = args.data / "pupa" / "PUPA_New.csv" if args.data.is_dir() and args.data.name != "pupa" else args.data
     if data.is_dir():
         data = data / "PUPA_New.csv"
     queries = load_queries(data, args.limit)
     rows: dict[str, Any] = {"raw": score(queries, {q["id"]: q["text"] for q in queries})}
-    policies = args.policy or [f"pseudonymize={ROOT / 'policies' / 'default.yaml'}"]
-    for spec in policies:
-        name, _, file = spec.partition("=")
+    for spec in args.policy or DEFAULT_ROWS:
+        name, _, target = spec.partition("=")
+        file, _, strategy = target.partition("@")
         if not file:
-            parser.error(f"--policy {spec!r}: expected NAME=FILE")
-        outbound, elapsed = run_scan(Path(file), queries)
-        rows[name] = {**score(queries, outbound), "policy": file, "scan_seconds": round(elapsed, 1)}
-    print(f"{'row':<16} {'leakage':>8} {'retention':>9} {'blocked':>7}  queries={len(queries)}")
+            parser.error(f"--policy {spec!r}: expected NAME=FILE[@STRATEGY]")
+        if strategy and strategy not in STRATEGIES:
+            parser.error(f"--policy {spec!r}: the strategy is one of {', '.join(STRATEGIES)}")
+        path = Path(file) if Path(file).is_absolute() or Path(file).exists() else ROOT / file
+        outbound, elapsed, counts = run_scan(path, queries, strategy or None)
+        rows[name] = {**score(queries, outbound), "policy": file, "strategy": strategy or "(policy's)",
+                      "outcomes": counts, "scan_seconds": round(elapsed, 1)}
+    print(f"{'row':<22} {'leakage':>8} {'retention':>9} {'blocked':>7}  queries={len(queries)}")
     for name, row in rows.items():
-        print(f"{name:<16} {row['leakage']:>8.1%} {row['retention']:>9.1%} {row['blocked']:>7}")
+        print(f"{name:<22} {row['leakage']:>8.1%} {row['retention']:>9.1%} {row['blocked']:>7}")
     if args.json:
-        report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": str(data), "rows": rows}
+        report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "data": str(data),
+                  "note": "rules-only rows: no real local SLM is available here, so no SLM rows were measured",
+                  "rows": rows}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

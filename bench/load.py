@@ -3,8 +3,9 @@
 Starts the tests' fake upstream (its own process, streaming the echo in small pieces with a delay
 between them) and `privacy-proxy serve` (a test-like policy: `ner: none`, a deny list holding one
 generated name per request, emails/phones/EMP-###### ids by pattern) on loopback, then fires
-`--requests` chat requests, `--concurrency` at a time, with one httpx.AsyncClient. Request *i* has its
-own name, email, phone and employee id, and the fake echoes its prompt back, so the exact answer is known.
+`--requests` chat requests, `--concurrency` at a time (default: all at once), from httpx.AsyncClients.
+Request *i* has its own name, email, phone and employee id, and the fake echoes its prompt back, so the
+exact answer is known. `--rounds N` repeats the load against the same proxy with new values.
 
 Checked and reported:
   - outcome of every request: `ok` (200, answer exactly its own prompt), failed cleanly (`http_error`: an
@@ -12,11 +13,16 @@ Checked and reported:
     (`transport_error`, `incomplete`, `wrong_answer`, `mixed`: another request's value in the answer);
   - the upstream never saw a raw value (every body the fake recorded, against every value of every request);
   - the proxy's RSS (`/proc/<pid>/status` VmRSS, sampled every 50 ms): before, peak, after; its
-    connections to the upstream (from `/proc/net/tcp`): peak;
-  - throughput, latency p50/p95/p99, time to first byte for streams.
+    connections to the upstream (from `/proc/net/tcp`): peak, and still held afterwards;
+  - throughput, latency p50/p95/p99, time to first byte for streams; CPU seconds of proxy, client, fake;
+  - afterwards: `/healthz`, and whether one more streamed request still gets its answer.
+
+Exits 1 only if an invariant broke (a request mixed, failed uncleanly, or a raw value reached the
+upstream); clean failures are figures, not errors.
 
     .venv/bin/python bench/load.py [--requests 1000] [--concurrency 1000] [--stream/--no-stream]
-                                   [--chunk-delay 0.01] [--label NAME] [--json bench/results/load.json]
+                                   [--rounds 1] [--chunk-delay 0.01] [--label NAME] [--keep DIR]
+                                   [--json bench/results/load.json]
 
 The JSON file keeps one entry per label (default `stream` / `no_stream`), so runs add up.
 tests/test_load.py imports the client and checks from here and drives them against its own proxy.
@@ -100,11 +106,12 @@ def personas(count: int, tag: str | None = None) -> list[Persona]:
 
 
 def policy_text(people: Sequence[Persona]) -> str:
-    """A test-like policy: no NER, the personas' names as a deny list, ids by pattern."""
+    """A test-like policy: no NER, the personas' names as a deny list, ids by pattern; the default
+    policy's connect and pool timeouts (5 s each)."""
     names = json.dumps([p.name for p in people])
     return f"""
 name: load
-upstream: {{base_url: "http://127.0.0.1:1/v1", timeouts: {{connect: 2, read: 30, write: 10, pool: 5}}}}
+upstream: {{base_url: "http://127.0.0.1:1/v1", timeouts: {{connect: 5, read: 60, write: 30, pool: 5}}}}
 detection:
   ner: none
   entity_thresholds: {{PHONE_NUMBER: 0.4}}
@@ -187,6 +194,9 @@ async def one_request(client: httpx.AsyncClient, base_url: str, person: Persona,
                     outcome.detail = "body is not JSON"
                     return outcome
                 if response.status_code != 200:
+                    if values.owners(raw.decode("utf-8", "replace")):  # errors never quote a value
+                        outcome.kind, outcome.detail = "wrong_answer", f"{response.status_code} error quotes a value"
+                        return outcome
                     code = _clean_error(body)
                     outcome.kind, outcome.detail = ("http_error", f"{response.status_code} {code}") if code else \
                         ("incomplete", f"{response.status_code} without an OpenAI error body")
@@ -204,7 +214,7 @@ async def one_request(client: httpx.AsyncClient, base_url: str, person: Persona,
             async for chunk in response.aiter_raw():
                 if outcome.ttfb is None:
                     outcome.ttfb = time.perf_counter() - start
-                buffer += chunk
+                buffer += chunk.replace(b"\r\n", b"\n")  # (a CR split from its LF is not expected here)
                 *events, buffer = buffer.split(b"\n\n")
                 for event in events:
                     for line in event.split(b"\n"):
@@ -215,6 +225,10 @@ async def one_request(client: httpx.AsyncClient, base_url: str, person: Persona,
                             done = True
                             continue
                         event_body = json.loads(data)
+                        if not isinstance(event_body, dict):
+                            outcome.latency = time.perf_counter() - start
+                            outcome.detail = "stream event is not a JSON object"
+                            return outcome
                         if "error" in event_body:
                             error = _clean_error(event_body) or "error event without the OpenAI shape"
                             continue
@@ -243,33 +257,37 @@ async def one_request(client: httpx.AsyncClient, base_url: str, person: Persona,
         return outcome
 
 
-def client_for(concurrency: int, timeout: float = 120.0) -> httpx.AsyncClient:
-    """A client whose own pool never queues the load (the proxy's limits are what is measured)."""
+# httpcore's pool does O(connections x queued requests) work on every request it adds or releases
+# (encode/httpcore#1035): one client holding 1,000 connections spends more CPU in that bookkeeping than
+# on the requests, and the load generator would measure itself. So the load is spread over many small
+# clients, each with a pool that never queues.
+CONNECTIONS_PER_CLIENT = 16
+
+
+def client_for(timeout: float = 120.0) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=30.0, pool=None),
-        limits=httpx.Limits(max_connections=concurrency + 16, max_keepalive_connections=concurrency + 16),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=CONNECTIONS_PER_CLIENT),
         trust_env=False,
     )
 
 
 async def fire(base_url: str, jobs: Sequence[tuple[Persona, bool]], concurrency: int,
-               values: ValueIndex, client: httpx.AsyncClient | None = None) -> tuple[list[Outcome], float]:
+               values: ValueIndex) -> tuple[list[Outcome], float]:
     """Send every (persona, stream) job, at most `concurrency` at a time; outcomes and wall seconds."""
     gate = asyncio.Semaphore(concurrency)
-    own = client is None
-    client = client or client_for(concurrency)
+    clients = [client_for() for _ in range(-(-min(concurrency, len(jobs)) // CONNECTIONS_PER_CLIENT) or 1)]
 
-    async def run(person: Persona, stream: bool) -> Outcome:
+    async def run(k: int, person: Persona, stream: bool) -> Outcome:
         async with gate:
-            return await one_request(client, base_url, person, stream, values)
+            return await one_request(clients[k % len(clients)], base_url, person, stream, values)
 
     try:
         start = time.perf_counter()
-        outcomes = await asyncio.gather(*(run(p, s) for p, s in jobs))
+        outcomes = await asyncio.gather(*(run(k, p, s) for k, (p, s) in enumerate(jobs)))
         return list(outcomes), time.perf_counter() - start
     finally:
-        if own:
-            await client.aclose()
+        await asyncio.gather(*(client.aclose() for client in clients))
 
 
 def upstream_leaks(bodies: Iterable[bytes], values: ValueIndex) -> tuple[int, int, int]:
@@ -302,14 +320,27 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int | None:
     return None
 
 
-def connections_to(port: int) -> int:
-    """Established TCP connections (IPv4) whose remote end is `port`: the proxy's upstream connections."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+ESTABLISHED, CLOSE_WAIT = "01", "08"
+
+
+def connections_to(port: int, states: tuple[str, ...] = (ESTABLISHED,)) -> int:
+    """TCP sockets (IPv4) in `states` whose remote end is `port`: with the fake upstream on its own port
+    and one proxy, the proxy's upstream connections. CLOSE_WAIT: the upstream closed, the proxy did not."""
     try:
         rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
     except OSError:
         return 0
     suffix = f":{port:04X}"
-    return sum(1 for row in rows if (cols := row.split()) and cols[2].endswith(suffix) and cols[3] == "01")
+    return sum(1 for row in rows if (cols := row.split()) and cols[2].endswith(suffix) and cols[3] in states)
 
 
 @dataclass
@@ -429,8 +460,7 @@ def serve_fake(workdir: Path, chunk_delay: float) -> None:
     sys.stdin.read()  # the parent closes it when done
     fake.stop()
     with open(workdir / "requests.jsonl", "w") as out:
-        for request in fake.requests:
-            out.write(json.dumps({"path": request.path, "body": request.body.decode("utf-8", "replace")}) + "\n")
+        out.writelines(json.dumps({"path": r.path, "body": r.body.decode("utf-8", "replace")}) + "\n" for r in fake.requests)
 
 
 class FakeProcess:
@@ -465,7 +495,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summarize(outcomes: Sequence[Outcome], wall: float) -> dict[str, Any]:
@@ -473,7 +503,9 @@ def summarize(outcomes: Sequence[Outcome], wall: float) -> dict[str, Any]:
     details = Counter(f"{o.kind}: {o.detail}" for o in outcomes if o.kind != "ok")
     latencies = [o.latency * 1000 for o in outcomes]
     ttfbs = [o.ttfb * 1000 for o in outcomes if o.ttfb is not None]
-    ms = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
     return {
         "requests": len(outcomes),
         "outcomes": {kind: kinds.get(kind, 0) for kind in CLEAN + NOT_CLEAN},
@@ -491,6 +523,8 @@ def summarize(outcomes: Sequence[Outcome], wall: float) -> dict[str, Any]:
 def table(label: str, report: dict[str, Any]) -> str:
     o, lat, ttfb, rss = report["outcomes"], report["latency_ms"], report["ttfb_ms"] or {}, report["proxy_rss_mb"]
     up = report["upstream"]
+    held = up.get("held_after") or {"established": None, "close_wait": None}
+    after, cpu = report["healthy_after"], report["cpu_s"]
     rows = [
         ("requests / concurrency", f"{report['requests']} / {report['config']['concurrency']} ({'stream' if report['config']['stream'] else 'non-stream'})"),
         ("ok", o["ok"]),
@@ -502,8 +536,12 @@ def table(label: str, report: dict[str, Any]) -> str:
         ("latency p50 / p95 / p99 / max", f"{lat['p50']} / {lat['p95']} / {lat['p99']} / {lat['max']} ms"),
         ("time to first byte p50 / p95 / p99", f"{ttfb.get('p50')} / {ttfb.get('p95')} / {ttfb.get('p99')} ms" if ttfb else "n/a"),
         ("proxy RSS before / peak / after (VmHWM)", f"{rss['before']} / {rss['peak']} / {rss['after']} MB ({rss['hwm']})"),
-        ("proxy upstream connections, peak", report["upstream"]["peak_connections"]),
-        ("healthy afterwards", report["healthy_after"]),
+        ("proxy upstream connections: peak / held after (established + close-wait)",
+         f"{report['upstream']['peak_connections']} / {held['established']} + {held['close_wait']}"),
+        ("CPU s: proxy (per request) / client / upstream",
+         f"{cpu['proxy']} ({cpu['proxy_per_request_ms']} ms) / {cpu['client']} / {cpu.get('upstream')}"),
+        ("afterwards: /healthz, one more stream",
+         f"{after['healthz']}, {after['next_request']} ({after['next_request_ms']} ms)"),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"load: {label}"] + [f"  {name:<{width}}  {value}" for name, value in rows]
@@ -511,26 +549,53 @@ def table(label: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def measure(base_url: str, pid: int, people: Sequence[Persona], warmup: Sequence[Persona], stream: bool,
+async def measure(base_url: str, pid: int, jobs: Sequence[tuple[Persona, bool]], warmup: Sequence[tuple[Persona, bool]],
                   concurrency: int, values: ValueIndex, upstream_port: int | None = None,
-                  settle: float = 2.0) -> tuple[dict[str, Any], list[Outcome]]:
-    """Warm up, then fire the load while sampling the proxy; the summary and the outcomes."""
-    async with client_for(concurrency) as client:
+                  upstream_pid: int | None = None, settle: float = 2.0) -> tuple[dict[str, Any], list[Outcome]]:
+    """Warm up, then fire the (persona, stream) jobs while sampling the proxy; the summary and the outcomes."""
+    async with client_for() as client:
         # Lazy imports, first connections, allocator arenas: not part of the load.
-        await asyncio.gather(*(one_request(client, base_url, person, stream, values) for person in warmup))
+        warm = await asyncio.gather(*(one_request(client, base_url, p, s, values) for p, s in warmup))
+        if any(o.kind != "ok" for o in warm):
+            raise RuntimeError(f"warm-up failed: {Counter(f'{o.kind}: {o.detail}' for o in warm if o.kind != 'ok')}")
     before = rss_kib(pid) or 0
+    cpu_before = {name: cpu_seconds(p) or 0.0 for name, p in (("proxy", pid), ("client", os.getpid()), ("upstream", upstream_pid)) if p}
     sampler = Sampler(pid, upstream_port)
     sampler.start()
-    outcomes, wall = await fire(base_url, [(p, stream) for p in people], concurrency, values)
+    outcomes, wall = await fire(base_url, jobs, concurrency, values)
     await asyncio.sleep(settle)  # connections closed, audit written: what stays
     await sampler.stop()
     after = rss_kib(pid) or 0
     report = summarize(outcomes, wall)
-    mb = lambda kib: round(kib / 1024, 1)  # noqa: E731
+    # CPU seconds over the run (settling included) of each process: on a small machine the client and
+    # the fake compete with the proxy for the cores.
+    cpu = {name: round((cpu_seconds(p) or 0.0) - cpu_before[name], 2)
+           for name, p in (("proxy", pid), ("client", os.getpid()), ("upstream", upstream_pid)) if p}
+    report["cpu_s"] = cpu | {"proxy_per_request_ms": round(1000 * cpu["proxy"] / max(1, len(outcomes)), 2)}
+    def mb(kib: int) -> float:
+        return round(kib / 1024, 1)
+
     report["proxy_rss_mb"] = {"before": mb(before), "peak": mb(max(sampler.rss, default=before)), "after": mb(after),
                               "hwm": mb(rss_kib(pid, "VmHWM") or 0), "samples": len(sampler.rss)}
     report["upstream"] = {"peak_connections": max(sampler.upstream_connections, default=None)}
+    if upstream_port is not None:
+        # What the proxy still holds once the load is over: idle keep-alive connections (at most the
+        # pool's max_keepalive_connections, 64) and nothing else.
+        report["upstream"]["held_after"] = {
+            "established": connections_to(upstream_port), "close_wait": connections_to(upstream_port, (CLOSE_WAIT,))}
     return report, outcomes
+
+
+async def still_serves(base_url: str, person: Persona, values: ValueIndex) -> dict[str, Any]:
+    """After the load: /healthz, and whether one more streamed request gets its answer."""
+    async with client_for(timeout=30) as client:
+        try:
+            health = (await client.get(base_url.removesuffix("/v1") + "/healthz")).status_code
+        except httpx.HTTPError as exc:
+            health = type(exc).__name__
+        outcome = await one_request(client, base_url, person, True, values)
+    return {"healthz": health, "next_request": outcome.kind if outcome.kind == "ok" else f"{outcome.kind}: {outcome.detail}",
+            "next_request_ms": round(outcome.latency * 1000, 1)}
 
 
 def main() -> None:
@@ -540,9 +605,12 @@ def main() -> None:
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--chunk-delay", type=float, default=0.01, help="seconds between the fake's SSE events")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the load against the same proxy (new values each round): what it keeps between loads")
     parser.add_argument("--log-level", default="info", help="the proxy's (info: one line per request, as deployed)")
     parser.add_argument("--label", help="the entry in the JSON file (default: stream / no_stream)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/load.json")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (proxy log, audit, policy)")
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
@@ -551,21 +619,36 @@ def main() -> None:
     concurrency = args.concurrency or args.requests
     label = args.label or ("stream" if args.stream else "no_stream")
     soft, hard = raise_fd_limit()
-    everyone = personas(args.requests + args.warmup)
-    people, warmup = everyone[: args.requests], everyone[args.requests :]
+    everyone = personas(args.requests * args.rounds + args.warmup + 1)
+    rounds = [everyone[k * args.requests : (k + 1) * args.requests] for k in range(args.rounds)]
+    warmup, spare = everyone[args.requests * args.rounds : -1], everyone[-1]
     values = ValueIndex(everyone)
+
+    async def load_rounds(base_url: str, pid: int, upstream: FakeProcess) -> list[dict[str, Any]]:
+        reports = []
+        for k, people in enumerate(rounds):
+            report, _ = await measure(base_url, pid, [(p, args.stream) for p in people],
+                                      [(p, args.stream) for p in warmup] if k == 0 else [], concurrency, values,
+                                      upstream_port=upstream.port, upstream_pid=upstream.process.pid)
+            reports.append(report)
+        return reports
+
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(tmp) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
         fake = FakeProcess(workdir, args.chunk_delay)
         proxy = None
         try:
             proxy, base_url = start_proxy(policy_text(everyone), workdir, fake.base_url, args.log_level)
-            report, _ = asyncio.run(measure(base_url, proxy.pid, people, warmup, args.stream, concurrency, values,
-                                            upstream_port=fake.port))
-            try:
-                report["healthy_after"] = httpx.get(base_url.removesuffix("/v1") + "/healthz", timeout=5).status_code == 200
-            except httpx.HTTPError:
-                report["healthy_after"] = False
+            reports = asyncio.run(load_rounds(base_url, proxy.pid, fake))
+            report = reports[0]
+            if len(reports) > 1:
+                report["later_rounds"] = [
+                    {key: r[key] for key in ("outcomes", "failures", "wall_s", "latency_ms", "ttfb_ms", "proxy_rss_mb")}
+                    | {"upstream_held_after": r["upstream"]["held_after"]} for r in reports[1:]
+                ]
+                report["all_clean"] = all(r["all_clean"] for r in reports)
+            report["healthy_after"] = asyncio.run(still_serves(base_url, spare, values))
             proxy_log = (workdir / "proxy.log").read_text(errors="replace")
         finally:
             if proxy is not None:
@@ -576,10 +659,14 @@ def main() -> None:
     report["proxy_log_warnings"] = dict(Counter(
         re.sub(r"^\S+ \S+ ", "", line)[:120] for line in proxy_log.splitlines() if " WARNING " in line or " ERROR " in line
     ).most_common(10))
-    report["config"] = {"requests": args.requests, "concurrency": concurrency, "stream": args.stream,
+    report["config"] = {"requests": args.requests, "rounds": args.rounds, "concurrency": concurrency, "stream": args.stream,
                         "chunk_delay_s": args.chunk_delay, "warmup": args.warmup, "cpus": os.cpu_count(),
                         "nofile": [soft, hard], "upstream_pool": "max_connections=512, pool timeout 5 s (policy)"}
     print(table(label, report))
+    for k, later in enumerate(report.get("later_rounds", []), 2):
+        print(f"  round {k}: {later['outcomes']['ok']} ok, {dict(Counter(later['failures']))}, "
+              f"latency p50 {later['latency_ms']['p50']} ms, RSS after {later['proxy_rss_mb']['after']} MB, "
+              f"upstream held after {later['upstream_held_after']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(args.json.read_text()) if args.json.exists() else {}
     existing[label] = report

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from privacy_proxy.access import install_access
+from privacy_proxy.collaborate import Collaborator
 from privacy_proxy.errors import (
     AuditFailure,
     BadRequest,
@@ -29,7 +30,7 @@ from privacy_proxy.errors import (
 )
 from privacy_proxy.openai import responses
 from privacy_proxy.openai.request import TextRequest
-from privacy_proxy.pipeline import Exchange, prepare, serialize
+from privacy_proxy.pipeline import Exchange, Prepared, prepare_plan, serialize
 from privacy_proxy.routes import ROUTES, Route
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
@@ -206,18 +207,40 @@ def create_app(state: ProxyState) -> FastAPI:
             try:
                 raw = await read_body_in_time(request, runtime.policy.server)
                 if len(raw) > INLINE_SCAN_BYTES:
-                    parsed, outbound = await asyncio.to_thread(prepare_request, route, exchange, raw)
+                    parsed, prepared = await asyncio.to_thread(prepare_request, route, exchange, raw)
                 else:
-                    parsed, outbound = prepare_request(route, exchange, raw)
+                    parsed, prepared = prepare_request(route, exchange, raw)
             except BadRequest as exc:
                 exchange.decision, exchange.reason = "reject", exc.code
                 raise
             except ProxyError as exc:
                 exchange.block(exc)
                 raise
-            return await forward(request, route, exchange, parsed, outbound)
+            return await dispatch(request, route, exchange, parsed, prepared)
 
         return await answered(exchange, serve)
+
+    collaborator = Collaborator(state)
+
+    async def dispatch(
+        request: Request, route: Route, exchange: Exchange, parsed: TextRequest, prepared: Prepared
+    ) -> Response:
+        """The strategy's path (strategies.py, collaborate.py): forward, or the device's part around it."""
+        plan = prepared.plan
+        if plan is None or plan.strategy == "forward":
+            return await forward(request, route, exchange, parsed, prepared.outbound)
+        if plan.strategy == "local":
+            return await collaborator.local(exchange, parsed)
+        outbound = prepared.outbound
+        if plan.rewrite_segment is not None:
+            try:
+                outbound = await collaborator.rewrite(exchange, parsed, prepared)
+            except ProxyError as exc:
+                exchange.block(exc)
+                raise
+        if plan.local_after:
+            return await collaborator.cloud_then_local(request, route, exchange, parsed, Prepared(outbound, plan))
+        return await forward(request, route, exchange, parsed, outbound)
 
     async def answered(exchange: Exchange, serve: Callable[[], Awaitable[Response]]) -> Response:
         """Run a request's work; every failure is answered in the OpenAI shape and audited, value-free.
@@ -234,16 +257,19 @@ def create_app(state: ProxyState) -> FastAPI:
                 exchange.decision, exchange.fault = "error", fault_kind(exc)
             if not isinstance(exc, AuditFailure):
                 state.record(exchange)
-            return error_response(exc, exchange.request_id)
+            response = error_response(exc, exchange.request_id)
+            if exchange.strategy is not None:
+                response.headers.update(exchange.strategy_headers())
+            return response
 
-    def prepare_request(route: Route, exchange: Exchange, raw: bytes) -> tuple[TextRequest, bytes]:
-        """Parse and scan (in a worker thread for large bodies); returns the request and the outbound body."""
+    def prepare_request(route: Route, exchange: Exchange, raw: bytes) -> tuple[TextRequest, Prepared]:
+        """Parse, scan and plan (in a worker thread for large bodies); the request and what to send."""
         body = parse_json(raw)
         check_shape(body, exchange.runtime.policy.server)
         parsed = route.parse(body, exchange.runtime.policy)
         exchange.model, exchange.stream = parsed.model, parsed.stream
         parsed.load_prior(state.vault)
-        return parsed, prepare(exchange, parsed)
+        return parsed, prepare_plan(exchange, parsed)
 
     async def forward(
         request: Request, route: Route, exchange: Exchange, parsed: TextRequest, outbound: bytes
@@ -258,6 +284,7 @@ def create_app(state: ProxyState) -> FastAPI:
         exchange.upstream_request_id = safe_request_id(response.headers.get("x-request-id"))
         headers = relay_headers(response.headers)
         headers["x-privacy-proxy-request-id"] = exchange.request_id
+        headers.update(exchange.strategy_headers())
         # Earlier turns' tokens (server-side conversations) may be quoted too.
         mapping = {**parsed.prior, **exchange.mapping.restorable}
         answers = route.answers(parsed, mapping, state.vault) if route.answers else None

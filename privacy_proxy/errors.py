@@ -4,12 +4,15 @@
     ├── ConfigError          a policy or setting is invalid (start-up, reload, `policy validate`)
     ├── BadRequest           the client's body is malformed or not allowed (400, 404, 413, 415)
     ├── PolicyViolation      the policy blocks the request (403, code pii_blocked)
+    │   ├── LocalModelUnavailable   the strategy is local but no SLM is configured (422)
+    │   └── StrategyNotSupported    the strategy cannot serve this route (422)
     ├── DetectionError       a detector failed (blocks: fail closed)
     ├── TransformError       rewriting the request failed (blocks)
     ├── RestoreError         restoring the answer failed (blocks)
     ├── AuditFailure         the decision could not be audited (blocks)
     ├── VaultFailure         a conversation's mapping could not be stored or read (blocks)
     ├── NotReady             the proxy is still loading its policy and detectors (503, retry)
+    ├── Overloaded           too many requests already wait for the upstream (503, retry)
     └── UpstreamError        the upstream is unreachable or answered garbage (502/504)
 
 Messages never contain raw values: they name entity types, fields and routes only.
@@ -66,6 +69,25 @@ class PolicyViolation(ProxyError):
         self.reason = reason
 
 
+class LocalModelUnavailable(PolicyViolation):
+    """`strategy: local` (or a fallback to it) with `slm.backend: none`: nothing may leave, and nothing
+    on the device can answer. A configuration matter, so the client must not retry."""
+
+    status = 422
+    code = "local_model_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="local_model_unavailable")
+
+
+class StrategyNotSupported(PolicyViolation):
+    status = 422
+    code = "strategy_not_supported"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="strategy_not_supported")
+
+
 class DetectionError(ProxyError):
     status = 503
     code = "detection_failed"
@@ -95,6 +117,15 @@ class NotReady(ProxyError):
     status = 503
     code = "not_ready"
     retryable = True
+
+
+class Overloaded(ProxyError):
+    status = 503
+    code = "proxy_overloaded"
+    retryable = True
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "retry-after": "1"}
 
 
 class UpstreamError(ProxyError):

@@ -4,7 +4,11 @@
     detect    segment → detections (cached per segment)      DetectionError
     decide    detections → per-entity action and rule id     (pure)
     transform segments → rewritten segments + mapping         TransformError, PolicyViolation(block)
+    route     topics + entities → strategy (strategies.py)    PolicyViolation(routing_block), 422s
+    shape     forward: tokens; abstract: generalizations; split: the sub-task request; local: nothing
     guard     outbound body vs every protected value          PolicyViolation(leak_guard)
+
+The SLM steps that follow (abstract rewrite, local answer, composition) are in collaborate.py.
 
 Any unexpected exception in a stage becomes that stage's error and blocks the request (fail closed),
 unless the policy opted into `failure_mode: open`, which forwards the original body and says so in
@@ -19,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from privacy_proxy import strategies
 from privacy_proxy.errors import (
     DetectionError,
     PolicyViolation,
@@ -29,9 +34,10 @@ from privacy_proxy.errors import (
 from privacy_proxy.openai.chat import ChatRequest
 from privacy_proxy.openai.request import TextRequest
 from privacy_proxy.runtime import Runtime
+from privacy_proxy.strategies import Plan
 from sanitizers.guard import find_leaks
 from sanitizers.pseudonymize import TransformResult
-from sanitizers.types import Detection, Mapping
+from sanitizers.types import Decision, Detection, Mapping
 
 logger = logging.getLogger("privacy_proxy.pipeline")
 
@@ -58,6 +64,31 @@ class Exchange:
     upstream_request_id: str | None = None
     fault: str | None = None
     client_disconnected: bool = False
+    # Issue 4: the strategy that ran, the routing rule that chose it, topic scores (rounded, no text),
+    # split sub-tasks sent, fallbacks taken ("stage:reason"), time spent in the local SLM, abstractions.
+    strategy: str | None = None
+    routing_rule: str | None = None
+    topics: dict[str, float] = field(default_factory=dict)
+    subtasks: int | None = None
+    fallbacks: list[str] = field(default_factory=list)
+    slm_ms: float | None = None
+    abstracted: dict[str, dict[str, int]] = field(default_factory=dict)
+    rewrite: str | None = None  # abstract: "rules" or "slm" (which rewrite of the prompt left)
+    answer: str | None = None  # "restored", "composed" or "repersonalized" (by the SLM), "local"
+
+    def add_slm_time(self, seconds: float) -> None:
+        self.slm_ms = round((self.slm_ms or 0.0) + seconds * 1000, 2)
+
+    def strategy_headers(self) -> dict[str, str]:
+        """Response headers naming the strategy, the sub-tasks sent and the fallbacks taken (value-free)."""
+        headers = {"x-privacy-proxy-strategy": self.strategy or "forward"}
+        if self.routing_rule:
+            headers["x-privacy-proxy-routing-rule"] = self.routing_rule
+        if self.subtasks is not None:
+            headers["x-privacy-proxy-subtasks"] = str(self.subtasks)
+        if self.fallbacks:
+            headers["x-privacy-proxy-fallback"] = ",".join(self.fallbacks)
+        return headers
 
     def block(self, exc: ProxyError) -> None:
         self.decision = "block"
@@ -75,7 +106,7 @@ class Exchange:
             "stream": self.stream,
             "policy": {"name": self.runtime.name, "sha256": self.runtime.policy_sha256},
             "decision": self.decision,
-            "strategy": "forward" if self.decision.startswith("forward") else self.decision,
+            "strategy": self.strategy or ("forward" if self.decision.startswith("forward") else self.decision),
             "reason": self.reason,
             "segments": self.segments,
             "entities": dict(sorted(self.entity_counts.items())),
@@ -90,13 +121,35 @@ class Exchange:
             "latency_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "fault": self.fault,
             "client_disconnected": self.client_disconnected,
+            **self._strategy_fields(),
         }
+
+    def _strategy_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.routing_rule is not None:
+            fields["routing_rule"] = self.routing_rule
+        if self.topics:
+            fields["topics"] = dict(sorted(self.topics.items()))
+        if self.subtasks is not None:
+            fields["subtasks"] = self.subtasks
+        if self.fallbacks:
+            fields["fallback"] = list(self.fallbacks)
+        if self.slm_ms is not None:
+            fields["slm_ms"] = self.slm_ms
+        if self.rewrite is not None:
+            fields["rewrite"] = self.rewrite
+        if self.answer is not None:
+            fields["answer"] = self.answer
+        if self.abstracted:
+            fields["abstracted"] = {entity: dict(sorted(rules.items())) for entity, rules in sorted(self.abstracted.items())}
+        return fields
 
 
 @dataclass
 class Sanitized:
     detections: list[tuple[Detection, ...]]
     result: TransformResult
+    decisions: list[list[Decision]] = field(default_factory=list)
 
 
 def sanitize_texts(runtime: Runtime, texts: list[str], prior: dict[str, str] | None = None) -> Sanitized:
@@ -114,7 +167,7 @@ def sanitize_texts(runtime: Runtime, texts: list[str], prior: dict[str, str] | N
         result = runtime.transformer.apply(texts, decisions, prior)
     except Exception as exc:
         raise TransformError("rewriting the request failed; the request was not forwarded") from exc
-    return Sanitized(detections, result)
+    return Sanitized(detections, result, decisions)
 
 
 def guard(exchange: Exchange, outbound_body: Any) -> None:
@@ -129,8 +182,27 @@ def guard(exchange: Exchange, outbound_body: Any) -> None:
         )
 
 
+@dataclass
+class Prepared:
+    """What `prepare_plan` decided: the body to send (empty for local) and the plan behind it (None when the
+    policy only forwards, or failed open)."""
+
+    outbound: bytes
+    plan: Plan | None = None
+
+
 def prepare(exchange: Exchange, request: TextRequest) -> bytes:
     """Run the stages on a parsed request of any route; returns the outbound body bytes or raises."""
+    return prepare_plan(exchange, request).outbound
+
+
+def routes_requests(runtime: Runtime) -> bool:
+    """Whether the policy ever does anything but forward (otherwise the strategy stage is skipped)."""
+    return runtime.policy.strategy != "forward" or bool(runtime.policy.routing)
+
+
+def prepare_plan(exchange: Exchange, request: TextRequest) -> Prepared:
+    """Run the stages on a parsed request of any route; the outbound body and the strategy's plan, or raises."""
     runtime = exchange.runtime
     exchange.model, exchange.stream = request.model, request.stream
     exchange.segments = len(request.segments)
@@ -146,17 +218,57 @@ def prepare(exchange: Exchange, request: TextRequest) -> bytes:
         logger.warning("FAIL-OPEN: %s; forwarding request %s unscanned", fault_kind(exc), exchange.request_id)
         exchange.decision, exchange.fault = "forward_unscanned", fault_kind(exc)
         exchange.outbound = serialize(request.body)
-        return exchange.outbound
+        return Prepared(exchange.outbound)
     result = sanitized.result
-    exchange.entity_counts, exchange.actions, exchange.rules = result.entity_counts, result.actions, result.rules
-    exchange.propagated, exchange.mapping = result.propagated, result.mapping
+    _note_result(exchange, result)
     if result.blocked_entities:
         raise PolicyViolation(
             "the policy blocks requests containing: " + ", ".join(sorted(result.blocked_entities)),
             entities=result.blocked_entities,
             reason="entity_blocked",
         )
+    if not routes_requests(runtime):
+        exchange.strategy = "forward"
+        return Prepared(_forward_body(exchange, request, result))
+    routing = strategies.route(runtime, request, result)
+    plan = strategies.Plan(routing.strategy, routing, result, fallbacks=exchange.fallbacks)
+    exchange.routing_rule, exchange.topics = routing.rule_id, dict(routing.topics)
+    try:
+        strategies.plan(runtime, request, result, sanitized.decisions, plan)
+    finally:
+        exchange.strategy = plan.strategy
+    if plan.strategy == "local":
+        exchange.decision = "local"
+        return Prepared(b"", plan)
+    if plan.split is not None:
+        exchange.mapping, exchange.subtasks = plan.split.mapping, len(plan.split_bodies)
+        for body in plan.split_bodies:
+            guard(exchange, body)
+        exchange.outbound = serialize(plan.split_bodies[0])
+        return Prepared(exchange.outbound, plan)
+    if plan.strategy == "abstract":
+        _note_result(exchange, plan.result)
+        exchange.rewrite = "rules"
+        if plan.rewrite_segment is not None:
+            try:
+                return Prepared(_forward_body(exchange, request, plan.result, no_stream=plan.local_after), plan)
+            except PolicyViolation:
+                # The rules' result is not safe to send; only the SLM's rewrite can still save the request.
+                exchange.leak_guard, exchange.outbound = "not_run", b""
+                return Prepared(b"", plan)
+    return Prepared(_forward_body(exchange, request, plan.result, no_stream=plan.local_after), plan)
+
+
+def _note_result(exchange: Exchange, result: TransformResult) -> None:
+    exchange.entity_counts, exchange.actions, exchange.rules = result.entity_counts, result.actions, result.rules
+    exchange.propagated, exchange.mapping, exchange.abstracted = result.propagated, result.mapping, result.abstracted
+
+
+def _forward_body(exchange: Exchange, request: TextRequest, result: TransformResult, no_stream: bool = False) -> bytes:
     outbound_body = request.outbound(result.texts)
+    if no_stream and isinstance(outbound_body, dict):  # the answer is rewritten on the device: fetch it whole
+        outbound_body["stream"] = False
+        outbound_body.pop("stream_options", None)
     guard(exchange, outbound_body)
     exchange.outbound = serialize(outbound_body)
     return exchange.outbound

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.policy.engine import CompiledRules
 from privacy_proxy.policy.loader import LoadedPolicy
 from privacy_proxy.policy.model import Policy
-from sanitizers.detect import CustomRecognizer, Detector, DetectorConfigError, DetectorSettings
-from sanitizers.pseudonymize import TransformOptions, Transformer
+from privacy_proxy.policy.strategy import SLMSettings
+from privacy_proxy.slm import SLM, NoSLM, build_slm
+from sanitizers.abstract import AbstractionOptions, Abstractor
+from sanitizers.detect import (
+    CustomRecognizer,
+    Detector,
+    DetectorConfigError,
+    DetectorSettings,
+)
+from sanitizers.pseudonymize import Transformer, TransformOptions
+from sanitizers.split import SplitOptions, Splitter
+from sanitizers.topics import TopicClassifier, TopicsUnavailable
 
 
 def detector_settings(policy: Policy) -> DetectorSettings:
@@ -41,12 +52,26 @@ def detector_settings(policy: Policy) -> DetectorSettings:
         cache_size=detection.cache_size,
         chunk_chars=detection.chunk_chars,
         chunk_overlap=detection.chunk_overlap,
+        proper_nouns=detection.proper_nouns,
     )
 
 
 def derive_secret(audit_key: bytes) -> bytes:
     """Keyed hashes and surrogates use a key derived from the audit key: one secret to manage."""
     return hmac.new(audit_key, b"privacy-proxy transform v1", hashlib.sha256).digest()
+
+
+_SLMS: dict[SLMSettings, SLM] = {}
+_SLMS_LOCK = threading.Lock()
+
+
+def shared_slm(settings: SLMSettings) -> SLM:
+    """The SLM backend for these settings, one per distinct `slm:` section in the process: a reload that
+    keeps the section keeps the loaded weights. Building is cheap (weights load on first use)."""
+    with _SLMS_LOCK:
+        if settings not in _SLMS:
+            _SLMS[settings] = build_slm(settings)
+        return _SLMS[settings]
 
 
 @dataclass(frozen=True)
@@ -56,10 +81,19 @@ class Runtime:
     detector: Detector
     rules: CompiledRules
     transformer: Transformer
+    # Issue 4: the request strategies' parts, compiled from the policy's strategy sections.
+    abstractor: Abstractor = field(default_factory=Abstractor)
+    topics: TopicClassifier = field(default_factory=TopicClassifier)
+    splitter: Splitter = field(default_factory=Splitter)
+    slm: SLM = field(default_factory=NoSLM)
 
     @property
     def name(self) -> str:
         return self.policy.name
+
+    @property
+    def has_slm(self) -> bool:
+        return self.slm.available
 
     @classmethod
     def build(cls, loaded: LoadedPolicy, secret: bytes) -> Runtime:
@@ -69,6 +103,7 @@ class Runtime:
         except DetectorConfigError as exc:
             raise ConfigError(f"{loaded.path}: {exc}") from None
         transform = policy.transform
+        abstractor = Abstractor(AbstractionOptions.from_settings(policy.abstraction))
         transformer = Transformer(
             TransformOptions(
                 pseudonym_style=transform.pseudonym_style,
@@ -76,8 +111,19 @@ class Runtime:
                 mask_keep_last=transform.mask.keep_last,
                 propagate=transform.propagate,
                 secret=secret,
-            )
+            ),
+            abstractor=abstractor,
         )
+        try:
+            topics = TopicClassifier.from_settings(policy.topics)
+        except (TopicsUnavailable, ValueError) as exc:
+            raise ConfigError(f"{loaded.path}: topics: {exc}") from None
+        splitter = Splitter(
+            SplitOptions(mode=policy.split.mode, topic_threshold=policy.topics.threshold, fallback=policy.split.fallback),
+            topics=topics,
+        )
+        slm = shared_slm(policy.slm)  # ConfigError for a missing model directory or a remote URL
         # Compile lazily built regexes and run the NER once at start-up, not on the first request.
         detector.warm_up()
-        return cls(policy, loaded.sha256, detector, CompiledRules.from_policy(policy), transformer)
+        return cls(policy, loaded.sha256, detector, CompiledRules.from_policy(policy), transformer,
+                   abstractor, topics, splitter, slm)

@@ -1,8 +1,12 @@
 """`privacy-proxy scan`: the pipeline without a network, JSONL in → JSONL out.
 
-Each input line is `{"id": …, "text": "…"}` or `{"id": …, "messages": [...]}`; each output line is
-`{"id", "decision", "outbound", "entities"}` (plus `trace` with --explain, `error` on a bad line).
+Each input line is `{"id": …, "text": "…"}` (one user message) or `{"id": …, "messages": [...]}`; each output line
+is `{"id", "decision", "outbound", "entities"}` (plus `trace` with --explain, `error` and `reason` on a block).
 Entity offsets point into the input `text`, or into the segment named by `segment` for messages.
+
+When the policy has a strategy other than forward, or routing rules, the strategy applies (strategies.py):
+`decision` is forward | block | local, `outbound` is what would leave (abstracted texts, the split sub-task,
+nothing for local), and `strategy`, `routing_rule`, `topics`, `subtasks`, `fallback` say how it was decided.
 """
 
 from __future__ import annotations
@@ -11,21 +15,22 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from privacy_proxy.errors import ProxyError
+from privacy_proxy import strategies
+from privacy_proxy.errors import PolicyViolation, ProxyError
 from privacy_proxy.openai.chat import ChatRequest
-from privacy_proxy.pipeline import Exchange, guard, sanitize_texts
+from privacy_proxy.pipeline import Exchange, guard, routes_requests, sanitize_texts
 from privacy_proxy.runtime import Runtime
 
 
-def _segments(item: dict[str, Any], runtime: Runtime) -> tuple[list[str], list[str] | None, Any]:
-    """Texts to scan, their paths (None for plain text), and a function giving the outbound form."""
+def _segments(item: dict[str, Any], runtime: Runtime) -> tuple[list[str], list[str] | None, ChatRequest]:
+    """Texts to scan, their paths (None for plain text: one user message), and the request they form."""
+    non_text = runtime.policy.content.non_text_parts
     if isinstance(item.get("text"), str):
-        return [item["text"]], None, lambda texts: {"text": texts[0]}
+        request = ChatRequest({"model": "scan", "messages": [{"role": "user", "content": item["text"]}]}, non_text)
+        return [item["text"]], None, request
     if isinstance(item.get("messages"), list):
-        request = ChatRequest(
-            {"model": "scan", "messages": item["messages"]}, non_text_parts=runtime.policy.content.non_text_parts
-        )
-        return [s.text for s in request.segments], [s.path for s in request.segments], request.outbound
+        request = ChatRequest({"model": "scan", "messages": item["messages"]}, non_text_parts=non_text)
+        return [s.text for s in request.segments], [s.path for s in request.segments], request
     raise ValueError("each line needs a string 'text' or an array 'messages'")
 
 
@@ -34,7 +39,7 @@ def scan_item(item: Any, runtime: Runtime, explain: bool = False) -> dict[str, A
         return {"id": None, "decision": "block", "outbound": [], "entities": [], "error": "a line must be a JSON object"}
     out: dict[str, Any] = {"id": item.get("id"), "decision": "forward", "outbound": [], "entities": []}
     try:
-        texts, paths, outbound_of = _segments(item, runtime)
+        texts, paths, request = _segments(item, runtime)
         sanitized = sanitize_texts(runtime, texts)
     except (ProxyError, ValueError) as exc:
         message = exc.message if isinstance(exc, ProxyError) else str(exc)
@@ -58,13 +63,44 @@ def scan_item(item: Any, runtime: Runtime, explain: bool = False) -> dict[str, A
         out["decision"], out["blocked"] = "block", sorted(result.blocked_entities)
         return out
     exchange = Exchange(request_id="scan", route="scan", runtime=runtime, mapping=result.mapping)
-    outbound_body = outbound_of(result.texts)
+    texts_out = list(result.texts)
     try:
-        guard(exchange, outbound_body)
+        if routes_requests(runtime):
+            texts_out = _strategy(runtime, request, sanitized, exchange, out)
+        if texts_out:
+            guard(exchange, request.outbound(texts_out) if out.get("strategy") != "split" else {"t": texts_out})
     except ProxyError as exc:
-        return {**out, "decision": "block", "error": exc.message}
-    out["outbound"] = list(result.texts)
+        reason = exc.reason if isinstance(exc, PolicyViolation) else exc.code
+        return {**out, "decision": "block", "reason": reason, "error": exc.message}
+    out["outbound"] = texts_out
     return out
+
+
+def _strategy(runtime: Runtime, request: ChatRequest, sanitized: Any, exchange: Exchange,
+              out: dict[str, Any]) -> list[str]:
+    """What would leave under the policy's strategy (strategies.py): the texts sent upstream — for split the
+    messages of the sub-task request after the proxy's own cloud instructions; nothing for local."""
+    plan = strategies.plan(runtime, request, sanitized.result, sanitized.decisions)
+    fallbacks = list(plan.fallbacks)
+    out.update({"strategy": plan.strategy, "routing_rule": plan.routing.rule_id})
+    if plan.routing.topics:
+        out["topics"] = plan.routing.topics
+    texts: list[str] = []
+    if plan.strategy == "local":
+        out["decision"] = "local"
+    elif plan.split is not None:
+        out["subtasks"] = len(plan.split_bodies)
+        texts = [m["content"] for body in plan.split_bodies for m in body["messages"][1:]]
+        exchange.mapping = plan.split.mapping
+    else:
+        texts = list(plan.result.texts)
+        exchange.mapping = plan.result.mapping
+        if plan.rewrite_segment is not None:
+            texts, fallback = strategies.rewrite_now(runtime, request, plan)
+            fallbacks += [fallback] if fallback else []
+    if fallbacks:
+        out["fallback"] = fallbacks
+    return texts
 
 
 def _trace(runtime: Runtime, sanitized: Any, paths: list[str] | None) -> list[dict[str, Any]]:

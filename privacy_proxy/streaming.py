@@ -244,18 +244,25 @@ class BatchedReads:
     def __init__(self, response: httpx.Response, max_pending: int = 1024) -> None:
         self._response = response
         self._queue: asyncio.Queue[object] = asyncio.Queue(max_pending)
+        # Stopping the reader cancels this scope, not the task: a cancelled task's `aclose` can be cut
+        # short and leave httpcore's connection ACTIVE in the pool for good (one leak per stream).
+        self._stop = anyio.CancelScope()
         self._reader = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:
         try:
-            async for raw in self._response.aiter_bytes():
-                await self._queue.put(raw)
-            await self._queue.put(_END)
-        except Exception as exc:  # surfaced to the consumer, in order
-            await self._queue.put(exc)
+            with self._stop:
+                try:
+                    async for raw in self._response.aiter_bytes():
+                        await self._queue.put(raw)
+                    await self._queue.put(_END)
+                except Exception as exc:  # surfaced to the consumer, in order
+                    await self._queue.put(exc)
         finally:
-            # The task that reads closes: httpcore only releases a connection cleanly from there.
-            await self._response.aclose()
+            # The task that reads closes, shielded: a finished body returns the connection to the
+            # pool, an unfinished one drops it; either way it leaves the pool's active set.
+            with anyio.CancelScope(shield=True):
+                await self._response.aclose()
 
     async def __aiter__(self) -> AsyncIterator[list[bytes]]:
         while True:
@@ -279,7 +286,7 @@ class BatchedReads:
 
     async def aclose(self) -> None:
         """Stop reading and close the upstream response (an unfinished one drops its connection)."""
-        self._reader.cancel()
+        self._stop.cancel()
         # Shielded: this usually runs while the client's request is being cancelled (it went away),
         # and an interrupted wait would leave the reader unfinished and the upstream connection open.
         with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError, Exception):

@@ -7,13 +7,14 @@ client certificate (privacy_proxy/tls.py). A certificate problem is a 502 that i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 
-from privacy_proxy.errors import UpstreamError
+from privacy_proxy.errors import Overloaded, UpstreamError
 from privacy_proxy.policy.model import UpstreamSettings
 from privacy_proxy.tls import describe_tls_failure, is_insecure_upstream, upstream_ssl_context
 
@@ -38,6 +39,24 @@ class UpstreamTLSError(UpstreamError):
     retryable = False  # retrying cannot change a certificate
 
 
+class _Admitted(httpx.AsyncByteStream):
+    """A response body that gives its in-flight slot back when it is closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._release()
+
+
 class Upstream:
     def __init__(self, settings: UpstreamSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
@@ -48,12 +67,16 @@ class Upstream:
         verify = upstream_ssl_context(settings) if settings.base_url.startswith("https://") else True
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            # As many connections as slots: requests never queue inside httpcore, whose pool bookkeeping
+            # grows with connections x waiting requests and starves the event loop under a burst.
+            limits=httpx.Limits(max_connections=settings.max_in_flight,
+                                max_keepalive_connections=min(64, settings.max_in_flight)),
             verify=verify,
             follow_redirects=False,
             trust_env=False,  # no ambient proxy settings: the only network peer is the configured upstream
             transport=transport,
         )
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
 
     @property
     def api_key(self) -> str | None:
@@ -75,17 +98,49 @@ class Upstream:
         """Send and return the response with its body not yet read (the caller streams or reads it)."""
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         request = self.client.build_request(method, url, content=content, headers=headers)
+        release = await self._admit()
         try:
-            return await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = await self.client.send(request, stream=True)
+        except BaseException as exc:
+            release()
+            mapped = self._mapped(exc, method, path)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        response.stream = _Admitted(response.stream, release)
+        return response
+
+    async def _admit(self) -> Callable[[], None]:
+        """Wait for an in-flight slot; returns the function that gives it back (once)."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.settings.timeouts.queue)
+        except TimeoutError:
+            logger.warning("upstream queue full: %d requests in flight", self.settings.max_in_flight)
+            raise Overloaded(
+                f"the proxy already has {self.settings.max_in_flight} requests in flight to the upstream; retry shortly"
+            ) from None
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._slots.release()
+
+        return release
+
+    def _mapped(self, exc: BaseException, method: str, path: str) -> BaseException:
+        """An httpx failure as the proxy's error; anything else (cancellation) as it is."""
+        if isinstance(exc, httpx.TimeoutException):
             logger.warning("upstream %s %s: %s", method, path, type(exc).__name__)
-            raise UpstreamError("the upstream did not answer in time", code="upstream_timeout") from exc
-        except httpx.HTTPError as exc:
+            return UpstreamError("the upstream did not answer in time", code="upstream_timeout")
+        if isinstance(exc, httpx.HTTPError):
             logger.warning("upstream %s %s: %s: %s", method, path, type(exc).__name__, exc)
             tls = describe_tls_failure(exc)
             if tls is not None:
-                raise UpstreamTLSError(tls[1], code=tls[0]) from exc
-            raise UpstreamError(f"the upstream is unreachable ({type(exc).__name__})") from exc
+                return UpstreamTLSError(tls[1], code=tls[0])
+            return UpstreamError(f"the upstream is unreachable ({type(exc).__name__})")
+        return exc
 
     async def aclose(self) -> None:
         await self.client.aclose()

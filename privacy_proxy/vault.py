@@ -3,7 +3,8 @@
 A vault stores small JSON records under (scope, key) with a time to live. Every backend speaks the
 `Vault` protocol; the request path never knows which one it holds. `MemoryVault` keeps records in
 this process only (lost on restart, not shared between replicas). `SQLiteVault` (vault_sqlite.py, the
-default) keeps them on disk, each encrypted with AES-256-GCM and bound to its (scope, key).
+default) keeps them on disk, each encrypted with AES-256-GCM and bound to its (scope, key). `RedisVault`
+(vault_redis.py) seals them the same way (vault_crypto.py) in a Redis that proxy replicas share.
 `open_vault(settings)` builds the one the policy's `vault:` section names.
 """
 
@@ -96,6 +97,14 @@ def open_vault(settings: VaultSettings) -> Vault:
     """The backend the policy names; raises VaultError when its key or file cannot be used."""
     if settings.backend == "memory":
         return MemoryVault(default_ttl_s=settings.ttl)
+    if settings.backend == "redis":
+        try:
+            from privacy_proxy.vault_redis import open_redis_vault
+        except ModuleNotFoundError as exc:
+            if exc.name != "redis":
+                raise
+            raise VaultError("vault.backend redis needs the redis package: pip install 'privacy-proxy[redis]'") from None
+        return open_redis_vault(settings)
     from privacy_proxy.vault_sqlite import SQLiteVault, load_keyring
 
     keyring = load_keyring(settings.key_env, Path(settings.key_file))

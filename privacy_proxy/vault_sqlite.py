@@ -2,6 +2,8 @@
 
 Row layout (table `records`): scope, key, key_id, nonce, ciphertext, expires_ms, created_ms.
 
+Sealing, the key ring and key files live in vault_crypto.py (shared with the Redis backend):
+
 - The record (JSON) is encrypted with the key ring's newest key under a fresh 96-bit random nonce.
 - The associated data binds the ciphertext to its row: ``["privacy-proxy vault v1", scope, key, expires_ms]``.
   A ciphertext copied to another (scope, key), or an expiry pushed back, fails authentication.
@@ -15,30 +17,31 @@ private values as ids. One connection guarded by a lock serves every thread.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import re
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from privacy_proxy.vault import Record, VaultError
+from privacy_proxy.vault_crypto import (
+    SealedRecord,
+    VaultKeyring,
+    add_key_to_file,
+    key_id,
+    load_keyring,
+    open_record,
+    seal_record,
+    write_key_file,
+)
 
+# The key ring and key-file helpers are re-exported: `privacy-proxy vault` and older imports use them from here.
 __all__ = ["SQLiteVault", "VaultKeyring", "add_key_to_file", "key_id", "load_keyring", "write_key_file"]
 
 logger = logging.getLogger("privacy_proxy.vault")
 
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
-_AAD_LABEL = "privacy-proxy vault v1"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     scope TEXT NOT NULL,
@@ -52,102 +55,6 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_ms) WHERE expires_ms IS NOT NULL;
 """
-
-
-def key_id(key: bytes) -> str:
-    """A short public fingerprint of a key (stored per row); reveals nothing usable about the key."""
-    return hashlib.sha256(b"privacy-proxy vault key id\0" + key).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class VaultKeyring:
-    """AES-256 keys, oldest first; the last one encrypts, every one decrypts."""
-
-    keys: dict[str, bytes]
-    source: str
-
-    @property
-    def current_id(self) -> str:
-        return next(reversed(self.keys))
-
-    @classmethod
-    def parse(cls, text: str, source: str) -> VaultKeyring:
-        keys: dict[str, bytes] = {}
-        items = [item.strip() for line in text.splitlines() for item in line.split("#", 1)[0].split(",")]
-        for number, item in enumerate((item for item in items if item), 1):
-            if not _HEX_KEY.fullmatch(item):
-                # Never echo the item: it may be a key.
-                raise VaultError(f"{source}: entry {number} is not a 64-hex-digit (256-bit) key")
-            key = bytes.fromhex(item)
-            keys.pop(key_id(key), None)
-            keys[key_id(key)] = key
-        if not keys:
-            raise VaultError(f"{source}: no key")
-        return cls(keys, source)
-
-
-def load_keyring(env_var: str | None, key_file: Path, *, create: bool = True) -> VaultKeyring:
-    """Keys from ``env_var`` (comma-separated hex, newest last), else ``key_file``, else a new key file (0600)."""
-    value = os.environ.get(env_var, "") if env_var else ""
-    if value.strip():
-        return VaultKeyring.parse(value, f"${env_var}")
-    key_file = Path(key_file)
-    try:
-        return _read_key_file(key_file)
-    except FileNotFoundError:
-        if not create:
-            raise VaultError(f"no vault key: set ${env_var} or create {key_file}") from None
-    try:
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key_file(key_file)
-    except OSError as exc:
-        raise VaultError(f"cannot create vault key file {key_file}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write("# privacy-proxy vault keys, oldest first; the last one encrypts\n" + secrets.token_hex(32) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return _read_key_file(key_file)
-
-
-def _read_key_file(key_file: Path) -> VaultKeyring:
-    try:
-        mode = key_file.stat().st_mode
-        if os.name == "posix" and mode & 0o077:
-            raise VaultError(f"vault key file {key_file} is readable by group or others; fix with: chmod 600 {key_file}")
-        text = key_file.read_text(encoding="ascii")
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VaultError(f"cannot read vault key file {key_file}: {type(exc).__name__}") from None
-    return VaultKeyring.parse(text, str(key_file))
-
-
-def write_key_file(key_file: Path, keys: list[bytes]) -> None:
-    """Replace the key file atomically (0600) with ``keys``, oldest first."""
-    key_file = Path(key_file)
-    text = "# privacy-proxy vault keys, oldest first; the last one encrypts\n" + "".join(k.hex() + "\n" for k in keys)
-    tmp = key_file.with_name(key_file.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, key_file)
-
-
-def add_key_to_file(key_file: Path) -> str:
-    """Append a new random key (it becomes the encrypting one); returns its id."""
-    key_file = Path(key_file)
-    old = list(_read_key_file(key_file).keys.values()) if key_file.exists() else []
-    key = secrets.token_bytes(32)
-    write_key_file(key_file, [*old, key])
-    return key_id(key)
-
-
-def _aad(scope: str, key: str, expires_ms: int | None) -> bytes:
-    return json.dumps([_AAD_LABEL, scope, key, expires_ms], ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 class SQLiteVault:
@@ -202,26 +109,11 @@ class SQLiteVault:
         return self._db
 
     def _seal(self, scope: str, key: str, record: Record, expires_ms: int | None) -> tuple[str, bytes, bytes]:
-        try:
-            plain = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        except (TypeError, ValueError, UnicodeEncodeError):
-            raise VaultError("the record is not JSON-serialisable") from None
-        kid = self.keyring.current_id
-        nonce = secrets.token_bytes(12)
-        return kid, nonce, AESGCM(self.keyring.keys[kid]).encrypt(nonce, plain, _aad(scope, key, expires_ms))
+        sealed = seal_record(self.keyring, scope, key, record, expires_ms)
+        return sealed.key_id, sealed.nonce, sealed.ciphertext
 
     def _open(self, scope: str, key: str, kid: str, nonce: bytes, ciphertext: bytes, expires_ms: int | None) -> Record:
-        secret = self.keyring.keys.get(kid)
-        if secret is None:
-            raise VaultError(f"vault record was written with key id {kid}, which is not in the key ring")
-        try:
-            plain = AESGCM(secret).decrypt(nonce, ciphertext, _aad(scope, key, expires_ms))
-        except (InvalidTag, ValueError):
-            raise VaultError("vault record failed authentication (wrong key, or the row was altered or moved)") from None
-        record = json.loads(plain)
-        if not isinstance(record, dict):
-            raise VaultError("vault record is not a JSON object")
-        return record
+        return open_record(self.keyring, scope, key, SealedRecord(kid, nonce, ciphertext), expires_ms)
 
     @staticmethod
     def _check_ids(scope: str, key: str) -> None:

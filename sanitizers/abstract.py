@@ -20,15 +20,15 @@ detector missed are replaced too. Overlapping detections: the longer (then highe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from sanitizers import abstract_rules as rules
-from sanitizers.pseudonymize import normalize_value, value_pattern
+from sanitizers.pseudonymize import normalize_value, sentence_case, value_pattern
 from sanitizers.types import Detection
 
-__all__ = ["Abstracted", "AbstractionOptions", "AbstractionResult", "Abstractor", "abstract", "find_money"]
+__all__ = ["Abstracted", "AbstractionOptions", "AbstractionResult", "Abstractor", "abstract", "find_money", "sentence_case"]
 
 GENERIC = {
     "EMAIL_ADDRESS": "an email address", "PHONE_NUMBER": "a phone number", "URL": "a web link",
@@ -180,6 +180,20 @@ class Abstractor:
             result._entities.setdefault(normalize_value(edit.value), det.entity)
         return result
 
+    def edits(self, text: str, detections: Sequence[Detection],
+              also_protected: Iterable[str] = ()) -> dict[int, Abstracted]:
+        """The replacement of each (non-overlapping) detection, for a caller that rewrites `text` itself
+        (the transform's `action: abstract`). Here `start`/`end` are the region to replace, which may
+        reach past the detection (an article before "a university", "at age " before an age range, the
+        role phrase around a name). No propagation: the caller finds further occurrences.
+        `also_protected`: other values of the request no replacement may spell. Keyed by detection start."""
+        chosen = _non_overlapping(detections)
+        people = _PersonNamer(text, chosen)
+        edits = [self._edit(text, det, text[det.start:det.end], people) for det in chosen]
+        _avoid_collisions(edits, also_protected)
+        return {det.start: Abstracted(edit.entity, edit.start, edit.end, edit.rule, edit.text)
+                for det, edit in zip(chosen, edits, strict=True)}
+
     def _edit(self, text: str, det: Detection, value: str, people: _PersonNamer) -> _Edit:
         o = self.options
         entity, before = det.entity, text[max(0, det.start - 80):det.start]
@@ -214,11 +228,11 @@ def abstract(text: str, detections: Sequence[Detection], options: AbstractionOpt
 _PLAIN = {"LOCATION": "a place", "ORGANIZATION": "an organization", "PERSON": "a person"}
 
 
-def _avoid_collisions(edits: list[_Edit]) -> None:
+def _avoid_collisions(edits: list[_Edit], also_protected: Iterable[str] = ()) -> None:
     """A replacement must not spell any value of the text: "a city in Germany" when "Germany" is itself
     protected, "a university" for an organization called "University". Such edits fall back to a plain
     description, then to "[REDACTED <TYPE>]"."""
-    pattern = value_pattern({e.value for e in edits})
+    pattern = value_pattern({e.value for e in edits} | set(also_protected))
     if pattern is None:
         return
     for edit in edits:
@@ -255,10 +269,7 @@ def _apply(text: str, edits: list[_Edit]) -> str:
             continue  # inside a region an earlier edit already rewrote ("John, my manager, …")
         start = max(edit.start, cursor)
         pieces.append(text[cursor:start])
-        replacement = edit.text
-        if replacement[:1].islower() and re.search(r"(?:^|[.!?]\s+|\n\s*)$", "".join(pieces[-2:]) if pieces else ""):
-            replacement = replacement[0].upper() + replacement[1:]  # a sentence starts with it
-        pieces.append(replacement)
+        pieces.append(sentence_case("".join(pieces[-2:]), edit.text))
         cursor = max(cursor, edit.end)
     pieces.append(text[cursor:])
     return "".join(pieces)

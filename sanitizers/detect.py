@@ -7,7 +7,8 @@ Steps per segment (each documented where it lives):
 1. language — which configured language the text is in (`sanitizers.language`), to pick its NER;
 2. chunk — long text is cut into overlapping windows so every step stays linear;
 3. patterns — regexes with validators and context words (`sanitizers.recognizers`);
-4. NER — the policy's model (`sanitizers.ner.loader`), plus the name/NRP gazetteers;
+4. NER — the policy's model (`sanitizers.ner.loader`), plus the name/NRP gazetteers (and, opt-in, the
+   proper-noun heuristic of `sanitizers.recognizers.proper_nouns`);
 5. merge — same-type overlapping model spans are united (a name half-found is a name leaked),
    spans without letters are dropped, thresholds, entity filter and allow list applied;
 6. stitch — matches a chunk edge cut in two are dropped in favour of the whole one.
@@ -32,6 +33,8 @@ from sanitizers.ner.loader import load_ner  # noqa: E402
 from sanitizers.ner.postprocess import drop_nrp_conflicts, join_addresses  # noqa: E402
 from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
 from sanitizers.recognizers import PatternTier  # noqa: E402
+from sanitizers.recognizers.proper_nouns import ENTITY as PROPER_NOUN  # noqa: E402
+from sanitizers.recognizers.proper_nouns import find_proper_nouns  # noqa: E402
 from sanitizers.recognizers.supplementary import SUPPLEMENTARY  # noqa: E402
 from sanitizers.types import Detection  # noqa: E402
 
@@ -60,6 +63,8 @@ class DetectorSettings:
     cache_size: int = 4096
     chunk_chars: int = 4000
     chunk_overlap: int = 100
+    # Capitalized words outside the English vocabulary → PROPER_NOUN (sanitizers.recognizers.proper_nouns).
+    proper_nouns: bool = False
 
 
 def _load_models(settings: DetectorSettings) -> dict[str, NerModel]:
@@ -189,6 +194,8 @@ class Detector:
         if self.gazetteer is not None:
             found.extend((span, self.gazetteer.name) for span in self.gazetteer.predict(chunk))
         found = join_addresses(drop_nrp_conflicts(found, chunk, nrp_words()), chunk)
+        if self.settings.proper_nouns and (not self.entities or PROPER_NOUN in self.entities):
+            detections.extend(d for d in find_proper_nouns(chunk) if chunk[d.start:d.end].casefold() not in self.allow)
         for span, source in _union_same_entity(found):
             value = chunk[span.start : span.end]
             # Digits or punctuation alone are never a name, place or organization ("PERSON: 1985").

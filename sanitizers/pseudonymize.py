@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
+from typing import Any
 
 from sanitizers.types import Action, Decision, Detection, Mapping
 
@@ -47,6 +48,13 @@ def literal_placeholders(text: str, entities: Iterable[str]) -> set[str]:
     return {
         normalize_value(f"[{re.sub(_SEP, '_', m.group('t'))}_{m.group('n')}]") for m in pattern.finditer(text)
     }
+
+
+def sentence_case(before: str, replacement: str) -> str:
+    """`replacement` with a capital when a sentence starts with it (`before`: the text just before)."""
+    if replacement[:1].islower() and re.search(r"(?:^|[.!?]\s+|\n\s*)$", before):
+        return replacement[0].upper() + replacement[1:]
+    return replacement
 
 
 def normalize_value(value: str) -> str:
@@ -156,6 +164,8 @@ class TransformResult:
     rules: dict[str, str] = field(default_factory=dict)
     blocked_entities: list[str] = field(default_factory=list)
     propagated: int = 0
+    # `action: abstract`: per entity type, how many values each generalization rule replaced (value-free).
+    abstracted: dict[str, dict[str, int]] = field(default_factory=dict)
     # Per segment, the spans acted on (allowed ones included, propagated ones added), by start.
     spans: list[list[tuple[int, int, Decision]]] = field(default_factory=list)
 
@@ -216,9 +226,15 @@ class SurrogateFactory:
 class Transformer:
     """Built once per policy; `apply` is called per request and keeps no state between requests."""
 
-    def __init__(self, options: TransformOptions) -> None:
+    def __init__(self, options: TransformOptions, abstractor: Any | None = None) -> None:
+        """`abstractor`: a `sanitizers.abstract.Abstractor` for `action: abstract` (default options if None)."""
         self.options = options
         self._surrogates = SurrogateFactory(options.secret) if options.pseudonym_style == "surrogate" else None
+        if abstractor is None:
+            from sanitizers.abstract import Abstractor  # it imports this module
+
+            abstractor = Abstractor()
+        self.abstractor = abstractor
 
     def keyed_hash(self, entity: str, value: str) -> str:
         digest = hmac.new(self.options.secret, normalize_value(value).encode(), hashlib.sha256).hexdigest()
@@ -313,10 +329,18 @@ class Transformer:
 
         for index, (text, segment_spans) in enumerate(zip(texts, spans, strict=True)):
             segment_spans.sort(key=lambda span: span[0])
+            abstractions = self._abstractions(text, segment_spans, result)
             # Tokens are assigned left to right (conversation order); text is rebuilt in one pass.
             pieces, cursor = [], 0
             for start, end, decision in segment_spans:
-                if decision.action == Action.ALLOW:
+                if decision.action == Action.ALLOW or start < cursor:
+                    continue  # allowed, or inside a region an abstraction already rewrote ("John, my manager,")
+                if decision.action == Action.ABSTRACT:
+                    edit = abstractions[start]
+                    region = max(edit.start, cursor)  # may swallow an article or "at age " before the value
+                    pieces.append(text[cursor:region])
+                    pieces.append(sentence_case("".join(pieces[-2:]), edit.replacement))
+                    cursor = max(end, edit.end)
                     continue
                 pieces.append(text[cursor:start])
                 pieces.append(replacement_for(decision, text[start:end]))
@@ -324,6 +348,20 @@ class Transformer:
             pieces.append(text[cursor:])
             result.texts[index] = "".join(pieces)
         return result
+
+    def _abstractions(
+        self, text: str, segment_spans: list[tuple[int, int, Decision]], result: TransformResult
+    ) -> dict[int, Any]:
+        """`action: abstract` spans of one segment → their edits (sanitizers.abstract), by span start."""
+        targets = [Detection(d.detection.entity, s, e, d.detection.score) for s, e, d in segment_spans
+                   if d.action == Action.ABSTRACT]
+        if not targets:
+            return {}
+        edits = self.abstractor.edits(text, targets, result.mapping.protected)
+        for edit in edits.values():
+            per = result.abstracted.setdefault(edit.entity, {})
+            per[edit.rule] = per.get(edit.rule, 0) + 1
+        return edits
 
     def _unique_surrogate(
         self, entity: str, value: str, used: set[str], folded_text: str, protected: re.Pattern[str] | None

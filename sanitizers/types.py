@@ -13,6 +13,8 @@ class Action(StrEnum):
     MASK = "mask"
     PSEUDONYMIZE = "pseudonymize"
     HASH = "hash"
+    # A coarser description ("a university", "in my 30s"); not restored: the answer keeps it.
+    ABSTRACT = "abstract"
     BLOCK = "block"
 
 

@@ -1,6 +1,7 @@
 """A fake local OpenAI-compatible SLM server (Ollama/llama.cpp stand-in): a real HTTP server on 127.0.0.1.
 
-`/v1/chat/completions` answers `answer` (default: "local: " + the last user message), whole or as SSE
+`/v1/chat/completions` answers the next of `queue` (FIFO), else `answer` (default: "local: " + the last user
+message), whole or as SSE
 chunks of `piece_chars` characters, after `delay` seconds, with `piece_delay` seconds between chunks,
 or with HTTP `status`. Every request body is kept in `requests`.
 """
@@ -44,6 +45,7 @@ class FakeSLMServer:
         self.requests.clear()
         self.headers.clear()
         self.answer: str | None = None
+        self.queue: list[str] = []
         self.status = 200
         self.delay = 0.0
         self.piece_delay = 0.0
@@ -82,7 +84,7 @@ class FakeSLMServer:
         if self.status >= 400:
             return JSONResponse({"error": {"message": "fake failure", "type": "server_error"}}, status_code=self.status)
         last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
-        answer = self.answer if self.answer is not None else f"local: {last_user}"
+        answer = self.queue.pop(0) if self.queue else (self.answer if self.answer is not None else f"local: {last_user}")
         base = {"id": "chatcmpl-slm", "created": 0, "model": body.get("model")}
         if not body.get("stream"):
             return JSONResponse({**base, "object": "chat.completion", "choices": [

@@ -6,9 +6,9 @@ import sanitizers
 
 def test_privacy_proxy_exports() -> None:
     assert set(privacy_proxy.__all__) == {
-        "AuditFailure", "BadRequest", "ConfigError", "DetectionError", "LoadedPolicy", "NotReady", "Policy",
-        "PolicyViolation", "ProxyError", "RestoreError", "TransformError", "UpstreamError", "__version__",
-        "load_policy", "parse_policy",
+        "AuditFailure", "BadRequest", "ConfigError", "DetectionError", "LoadedPolicy", "LocalModelUnavailable",
+        "NotReady", "Policy", "PolicyViolation", "ProxyError", "RestoreError", "StrategyNotSupported",
+        "TransformError", "UpstreamError", "__version__", "load_policy", "parse_policy",
     }
     for name in privacy_proxy.__all__:
         assert hasattr(privacy_proxy, name), name

@@ -7,12 +7,13 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from conftest import TEST_POLICY, ProxyProcess, finish_proxy, start_proxy
-from fake_upstream import FakeUpstream
+from fake_upstream import Behaviour, FakeUpstream
 
 LIMITED_POLICY = TEST_POLICY.replace(
     "server: {max_body_bytes: 262144}",
@@ -93,3 +94,33 @@ def test_stalled_upload_times_out_with_408(limited: ProxyProcess, fake: FakeUpst
     assert fake.requests == []
     assert last_audit(limited)["reason"] == "request_timeout"
     assert limited.health().status_code == 200
+
+
+OVERLOAD_POLICY = TEST_POLICY.replace(
+    'timeouts: {connect: 2, read: 10, write: 10, pool: 5}}',
+    'timeouts: {connect: 2, read: 10, write: 10, pool: 5, queue: 0.5}, max_in_flight: 1}',
+)
+
+
+def test_requests_beyond_the_in_flight_limit_wait_then_get_503(upstream_server: FakeUpstream, tmp_path) -> None:
+    assert OVERLOAD_POLICY != TEST_POLICY
+    upstream_server.reset()
+    proxy = start_proxy(OVERLOAD_POLICY, tmp_path / "proxy", upstream_server.base_url)
+    try:
+        upstream_server.push(Behaviour(response_delay=2.0))
+        body = {"model": "m", "messages": [{"role": "user", "content": "I am John Smith"}]}
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(post, proxy, "/chat/completions", body)
+            time.sleep(0.5)  # the slow request holds the only slot
+            queued = post(proxy, "/chat/completions", body)
+            assert slow.result().status_code == 200
+        assert queued.status_code == 503, queued.text
+        assert queued.json()["error"]["code"] == "proxy_overloaded"
+        assert queued.headers["retry-after"] == "1" and queued.headers["x-should-retry"] == "true"
+        assert len(upstream_server.requests) == 1  # the queued one never reached the upstream
+        records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+        assert [r["fault"] for r in records if r.get("fault")] == ["proxy_overloaded"]
+        # The slot came back when the slow answer was read.
+        assert post(proxy, "/chat/completions", body).status_code == 200
+    finally:
+        finish_proxy(proxy)

@@ -71,7 +71,7 @@ CASES = {
         "name: t\n"
         "rules:\n"
         "  - {id: r1, entities: [PERSON], action: obliterate}\n",
-        "3:34: rules[0].action: Input should be 'allow', 'redact', 'mask', 'pseudonymize', 'hash' or 'block'",
+        "3:34: rules[0].action: Input should be 'allow', 'redact', 'mask', 'pseudonymize', 'hash', 'abstract' or 'block'",
     ),
     "bad entity name": (
         "name: t\n"

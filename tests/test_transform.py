@@ -402,7 +402,7 @@ _WORDS = st.text(alphabet="abAB.@-1 ", min_size=1, max_size=8)
        picks=st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["", " ", "  x ", "\n", "b1"])), max_size=12))
 def test_value_pattern_agrees_with_a_longest_first_alternation(values: list[str], picks: list[tuple[int, str]]) -> None:
     text = "".join(values[i % len(values)] + glue for i, glue in picks)
-    kept = sorted({v for v in values if len(v.strip()) >= 2}, key=len, reverse=True)
+    kept = sorted({v for v in values if len(v.strip()) >= 2}, key=lambda v: len(v.strip()), reverse=True)
     flat = "|".join(r"\s+".join(re.escape(w) for w in v.split()) for v in kept)
     reference = re.compile(r"(?<!\w)(?:" + flat + r")(?!\w)", re.IGNORECASE)
     pattern = value_pattern(values)

@@ -22,6 +22,8 @@ TEXT_MESSAGE_FIELDS = ("content", "refusal", "reasoning_content")
 
 
 class ChatRequest(TextRequest):
+    supports_collaboration = True  # split and local answering (privacy_proxy.strategies) know this shape
+
     def __init__(self, body: Any, non_text_parts: str = "block") -> None:
         super().__init__(body, non_text_parts=non_text_parts)
         body = self.body
@@ -39,7 +41,9 @@ class ChatRequest(TextRequest):
             for index, tool in enumerate(tools):
                 self._tool(tool, f"tools[{index}]")
         for index, message in enumerate(messages):
+            self._role = (message.get("role") if isinstance(message, dict) else None, index)
             self._message(message, f"messages[{index}]")
+        self._role = (None, None)
         for key in ("user", "prediction", "metadata"):
             if key in body:
                 self.add_free_text(body, key, key)

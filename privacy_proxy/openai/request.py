@@ -37,6 +37,9 @@ class TextRequest:
     it; `outbound(texts)` then writes the rewritten texts back, in the same order.
     """
 
+    # Whether `strategy: split` and `strategy: local` can serve this route (chat completions only).
+    supports_collaboration = False
+
     def __init__(self, body: Any, *, non_text_parts: str = "block") -> None:
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
@@ -51,6 +54,10 @@ class TextRequest:
         self.unscanned: str | None = None
         self._slots: list[tuple[Any, Any]] = []
         self._json_docs: list[tuple[Any, Any, Any]] = []
+        # Per segment, the role of the message it belongs to (chat), else None; and the message's index.
+        self.roles: list[str | None] = []
+        self.message_index: list[int | None] = []
+        self._role: tuple[str | None, int | None] = (None, None)
 
     # -- common fields --------------------------------------------------------------------------
     @property
@@ -97,6 +104,14 @@ class TextRequest:
             raise BadRequest(f"'{path}' contains an unpaired UTF-16 surrogate", param=path) from None
         self._slots.append((container, key))
         self.segments.append(Segment(path, text))
+        self.roles.append(self._role[0])
+        self.message_index.append(self._role[1])
+
+    def routing_texts(self) -> list[str]:
+        """The texts the topic classifier judges for routing: the user's own messages where the route
+        has roles (chat), else every segment."""
+        users = [segment.text for segment, role in zip(self.segments, self.roles, strict=True) if role == "user"]
+        return users or [segment.text for segment in self.segments]
 
     def add_json_text(self, container: Any, key: Any, path: str) -> None:
         """A string that is usually JSON (tool arguments): its string values become segments and the

@@ -46,6 +46,8 @@ class Timeouts(Strict):
     read: float = Field(120.0, gt=0)
     write: float = Field(30.0, gt=0)
     pool: float = Field(5.0, gt=0)
+    # Seconds a request may wait for one of upstream.max_in_flight slots before a 503 proxy_overloaded.
+    queue: float = Field(30.0, gt=0)
 
 
 class UpstreamSettings(Strict):
@@ -54,6 +56,8 @@ class UpstreamSettings(Strict):
     # The client's own Authorization header is dropped unless this is set (e.g. per-user keys).
     forward_client_authorization: bool = False
     timeouts: Timeouts = Timeouts()
+    # Requests to the upstream at once (streams count until they end); more wait in the proxy's own queue.
+    max_in_flight: int = Field(256, ge=1, le=4096)
     # TLS to the upstream is always verified (see privacy_proxy/tls.py). These add to it:
     ca_bundle: str | None = None  # PEM file of CAs to trust instead of the system/certifi bundle
     pins: list[str] = []  # SPKI SHA-256 of the upstream's certificate key: "sha256/<base64>" (any one must match)
@@ -173,6 +177,8 @@ class DetectionSettings(Strict):
     # Long segments are analyzed in chunks of this size with an overlap, so cost stays linear.
     chunk_chars: int = Field(4000, ge=200)
     chunk_overlap: int = Field(100, ge=0)
+    # Capitalized words no English vocabulary lists → PROPER_NOUN (high recall, low precision; off by default).
+    proper_nouns: bool = False
 
     @field_validator("ner")
     @classmethod
@@ -275,11 +281,29 @@ class AuditSettings(Strict):
 class VaultSettings(Strict):
     """Mappings that outlive one request (stateful APIs), encrypted at rest (AES-256-GCM)."""
 
-    backend: Literal["sqlite", "memory"] = "sqlite"
+    backend: Literal["sqlite", "memory", "redis"] = "sqlite"
     path: str = "vault/vault.sqlite3"
     key_env: str = "PRIVACY_PROXY_VAULT_KEY"  # hex keys, comma-separated, newest last
     key_file: str = "vault/vault.key"  # one hex key per line, newest last; made (0600) when neither exists
     ttl: float = Field(7 * 86400.0, gt=0)  # seconds a record lives unless its writer says otherwise
+    # backend redis (shared by replicas): the URL in redis_url_env wins (it may carry a password), else redis_url.
+    redis_url: str | None = None  # redis://host:6379/0, rediss:// (TLS) or unix:///path; no password here
+    redis_url_env: str = "PRIVACY_PROXY_REDIS_URL"
+    redis_prefix: str = Field("privacy-proxy:vault:", min_length=1, max_length=200)
+    redis_timeout: float = Field(2.0, gt=0, le=60)  # seconds to connect and per command; then fail closed
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if parts.password:
+            raise ValueError("a password does not belong in the policy: put the whole URL in the env var "
+                             "named by vault.redis_url_env")
+        return value
 
 
 class AccessKeySpec(Strict):
