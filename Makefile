@@ -23,7 +23,8 @@ run: install
 test: install test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# System packages the tests drive: a real redis-server (Debian package) for the Redis vault tests.
+# System packages the tests drive: a real redis-server (Debian package) for the Redis vault tests, and
+# headless Chromium with its driver (Debian chromium, chromium-driver) for the audit dashboard test.
 # Installed quietly when missing; without apt-get (or root/sudo) those tests are skipped, saying why.
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -36,6 +37,18 @@ test-deps:
 	    || { $$SUDO apt-get update -qq >/dev/null 2>&1 \
 	         && $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null 2>&1; } \
 	    || echo "test-deps: apt-get could not install redis-server: the Redis vault tests are skipped"; \
+	  fi; \
+	}
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "test-deps: no apt-get here: install chromium and chromium-driver yourself, or the dashboard test is skipped"; \
+	  else \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -qq >/dev/null 2>&1 \
+	         && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } \
+	    || echo "test-deps: apt-get could not install chromium: the dashboard browser test is skipped"; \
 	  fi; \
 	}
 

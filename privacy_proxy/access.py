@@ -5,12 +5,13 @@
         - {name: team-a, hash: "sha256:<hex>", policy: policies/strict.yaml}   # served under strict.yaml
         - {name: ci, hash: "sha256:<hex>"}                                      # served under this policy
       keys_file: access/keys.yaml       # more keys, same shape (a YAML list); re-read on reload
-      admin_key_hash: "sha256:<hex>"    # /admin/*; client keys never open it, and it opens nothing else
+      admin_key_hash: "sha256:<hex>"    # /admin/* and /metrics; client keys never open them
 
 Keys are stored only as SHA-256 hashes (`privacy-proxy access new-key` prints a key once with its hash)
 and compared in constant time against every stored hash. `AccessMiddleware` (plain ASGI) runs before
-every route: `/healthz*` stays open, `/admin/*` needs the admin key, everything else needs a client key
-when access is on (`401 invalid_api_key` otherwise). The matched key goes into the `CURRENT_CLIENT`
+every route: `/healthz*` stays open, `/admin` and `/admin/*` need the admin key (and are off without one),
+`/metrics` follows `server.metrics` (`metrics_refusal`), everything else needs a client key when access
+is on (`401 invalid_api_key` otherwise). The matched key goes into the `CURRENT_CLIENT`
 context variable, which `ProxyState.runtime` reads: each request runs under its key's policy and its
 audit record names the key, without the routes knowing about keys.
 """
@@ -18,8 +19,10 @@ audit record names the key, without the routes knowing about keys.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,10 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CURRENT_CLIENT", "AccessControl", "AccessMiddleware", "ClientKey", "Unauthorized",
-    "admin_router", "hash_key", "install_access", "new_key",
+    "admin_router", "hash_key", "install_access", "is_admin_request", "metrics_refusal", "new_key",
 ]
 
 OPEN_PATHS = frozenset({"/healthz", "/healthz/upstream"})
+METRICS_PATH = "/metrics"  # its own rule: server.metrics (metrics_refusal)
 ADMIN_PREFIX = "/admin"
 _ADMIN_SCOPE_FLAG = "privacy_proxy.admin"
 
@@ -162,6 +166,34 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+def admin_token(scope: Scope) -> str | None:
+    """The key presented for an admin route: ``Bearer <key>``, or ``Basic`` with the key as the password
+    (a browser's login prompt; the user name is ignored)."""
+    for name, value in scope.get("headers") or []:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "basic" and token.strip():
+                try:
+                    decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+                except (ValueError, UnicodeDecodeError):
+                    return None
+                return decoded.partition(":")[2] or None
+            return bearer_token(scope)
+    return None
+
+
+def is_admin_request(request: Request) -> bool:
+    """Whether AccessMiddleware let this request through as an admin request."""
+    return request.scope.get(_ADMIN_SCOPE_FLAG) is True
+
+
+class AdminLogin(Unauthorized):
+    """A 401 on the dashboard page: asks a browser for the admin key (as the password of a Basic login)."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "www-authenticate": 'Basic realm="privacy-proxy admin", charset="UTF-8"'}
+
+
 class AccessMiddleware:
     """Gatekeeper for every HTTP request; see the module docstring."""
 
@@ -181,11 +213,19 @@ class AccessMiddleware:
                 error.status = 403
                 await _reject(error, scope, receive, send)
                 return
-            if not access.is_admin(bearer_token(scope)):
-                await _reject(Unauthorized("admin routes need the admin key (Authorization: Bearer …)"), scope, receive, send)
+            if not access.is_admin(admin_token(scope)):
+                denied = AdminLogin if path == ADMIN_PREFIX else Unauthorized
+                await _reject(denied("admin routes need the admin key (Authorization: Bearer …)"), scope, receive, send)
                 return
             scope[_ADMIN_SCOPE_FLAG] = True
             await self.app(scope, receive, send)
+            return
+        if path == METRICS_PATH:
+            refusal = metrics_refusal(scope, access, self.state.policy.server.metrics)
+            if refusal is not None:
+                await _reject(refusal, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         if access is None or not access.enabled or path in OPEN_PATHS:
             await self.app(scope, receive, send)
@@ -203,6 +243,40 @@ class AccessMiddleware:
             CURRENT_CLIENT.reset(token)
 
 
+def _is_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    try:
+        return bool(client) and ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_refusal(scope: Scope, access: AccessControl | None, mode: str) -> ProxyError | None:
+    """Why GET /metrics is refused (None: serve it). See `server.metrics` in the policy model."""
+    if mode == "open":
+        return None
+    if mode == "off":
+        error = ProxyError("metrics are turned off (server.metrics: off)", code="metrics_disabled")
+        error.status = 404
+        return error
+    has_admin = access is not None and access.admin_digest is not None
+    if has_admin and access is not None and access.is_admin(admin_token(scope)):
+        return None
+    if mode == "auto" and not (access is not None and access.enabled) and _is_loopback(scope):
+        return None
+    if mode == "admin" or (access is not None and access.enabled):
+        if not has_admin:
+            error = ProxyError("metrics need the admin key, and none is set (access.admin_key_hash)",
+                               code="admin_disabled")
+            error.status = 403
+            return error
+        return Unauthorized("metrics need the admin key (Authorization: Bearer …)")
+    error = ProxyError("metrics are served to loopback clients only (server.metrics: auto); "
+                       "use the admin key or server.metrics: open", code="metrics_forbidden")
+    error.status = 403
+    return error
+
+
 async def _reject(error: ProxyError, scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse(error.body(), status_code=error.status, headers=error.headers())
     await response(scope, receive, send)
@@ -213,7 +287,7 @@ def admin_router(state: ProxyState) -> APIRouter:
 
     def require_admin(request: Request) -> None:
         # Defence in depth: these routes answer only behind AccessMiddleware's admin check.
-        if request.scope.get(_ADMIN_SCOPE_FLAG) is not True:
+        if not is_admin_request(request):
             raise Unauthorized("admin routes need the admin key")
 
     @router.get("/audit/verify")

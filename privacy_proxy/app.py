@@ -9,7 +9,7 @@ import logging
 import re
 import signal
 import threading
-import uuid
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,8 +17,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from privacy_proxy import metrics
 from privacy_proxy.access import install_access
 from privacy_proxy.collaborate import Collaborator
+from privacy_proxy.dashboard import install_dashboard
 from privacy_proxy.errors import (
     AuditFailure,
     BadRequest,
@@ -28,6 +30,7 @@ from privacy_proxy.errors import (
     UpstreamError,
     fault_kind,
 )
+from privacy_proxy.logs import RequestIdMiddleware, request_id
 from privacy_proxy.openai import responses
 from privacy_proxy.openai.request import TextRequest
 from privacy_proxy.pipeline import Exchange, Prepared, prepare_plan, serialize
@@ -145,6 +148,13 @@ def create_app(state: ProxyState) -> FastAPI:
     app = FastAPI(title="privacy-proxy", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.proxy = state
     install_access(app, state)  # client/admin API keys and /admin routes (privacy_proxy/access.py)
+    install_dashboard(app, state)  # GET /admin: the audit dashboard (privacy_proxy/dashboard.py)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every request (and its log lines) gets its id
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format; who may read it is decided in access.py (server.metrics)."""
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     def runtime_or_503() -> Runtime:
         if state.runtime is None:
@@ -201,7 +211,7 @@ def create_app(state: ProxyState) -> FastAPI:
     async def scanned(request: Request, route: Route) -> Response:
         """One handler for every scanned route: read, parse, scan, forward, restore, audit."""
         runtime = runtime_or_503()
-        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route.path, runtime=runtime)
+        exchange = Exchange(request_id=request_id(), route=route.path, runtime=runtime)
 
         async def serve() -> Response:
             try:
@@ -264,9 +274,10 @@ def create_app(state: ProxyState) -> FastAPI:
 
     def prepare_request(route: Route, exchange: Exchange, raw: bytes) -> tuple[TextRequest, Prepared]:
         """Parse, scan and plan (in a worker thread for large bodies); the request and what to send."""
-        body = parse_json(raw)
-        check_shape(body, exchange.runtime.policy.server)
-        parsed = route.parse(body, exchange.runtime.policy)
+        with exchange.stage("parse"):
+            body = parse_json(raw)
+            check_shape(body, exchange.runtime.policy.server)
+            parsed = route.parse(body, exchange.runtime.policy)
         exchange.model, exchange.stream = parsed.model, parsed.stream
         parsed.load_prior(state.vault)
         return parsed, prepare_plan(exchange, parsed)
@@ -277,9 +288,13 @@ def create_app(state: ProxyState) -> FastAPI:
         """Send the rewritten request; restore and return the answer. Raises ProxyError on faults."""
         assert state.upstream is not None
         upstream = state.upstream
-        response = await upstream.send(
-            "POST", route.upstream_path, content=outbound, headers=route.upstream_headers(request.headers, upstream)
-        )
+        sent = time.perf_counter()
+        try:
+            response = await upstream.send(
+                "POST", route.upstream_path, content=outbound, headers=route.upstream_headers(request.headers, upstream)
+            )
+        finally:
+            exchange.add_time("upstream", sent, time.perf_counter())  # until the answer's headers
         exchange.upstream_status = response.status_code
         exchange.upstream_request_id = safe_request_id(response.headers.get("x-request-id"))
         headers = relay_headers(response.headers)
@@ -297,6 +312,7 @@ def create_app(state: ProxyState) -> FastAPI:
                 headers=headers,
                 media_type="text/event-stream",
             )
+        reading = time.perf_counter()
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
@@ -306,6 +322,7 @@ def create_app(state: ProxyState) -> FastAPI:
             ) from exc
         finally:
             await response.aclose()
+            exchange.add_time("upstream", reading, time.perf_counter())  # ... and its body
         if response.status_code >= 400 or answers is None:
             # Errors (401, 429 + retry-after, 5xx) and text-free answers (vectors) are relayed as they are.
             state.record(exchange)
@@ -316,7 +333,8 @@ def create_app(state: ProxyState) -> FastAPI:
         except (ValueError, RecursionError):
             raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
         try:
-            answers.completion(payload)
+            with exchange.stage("restore"):
+                answers.completion(payload)
         except ProxyError:
             raise
         except Exception as exc:
@@ -341,7 +359,7 @@ def create_app(state: ProxyState) -> FastAPI:
         (its mapping deleted too). Nothing is sent but the id, so nothing is scanned."""
         runtime = runtime_or_503()
         route = f"/v1/responses/{{id}}{suffix}"  # the audit names the route, never the id
-        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route, runtime=runtime)
+        exchange = Exchange(request_id=request_id(), route=route, runtime=runtime)
 
         async def serve() -> Response:
             if not RESPONSE_ID.fullmatch(response_id):
@@ -427,7 +445,7 @@ def create_app(state: ProxyState) -> FastAPI:
 
     async def passthrough(request: Request, runtime: Runtime, route: str) -> Response:
         assert state.upstream is not None
-        exchange = Exchange(request_id=f"req_{uuid.uuid4().hex[:24]}", route=route, runtime=runtime)
+        exchange = Exchange(request_id=request_id(), route=route, runtime=runtime)
         exchange.decision, exchange.reason = "passthrough", "policy_passthrough_route"
         raw = await read_body_in_time(request, runtime.policy.server)
         exchange.outbound = raw

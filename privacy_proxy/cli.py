@@ -3,8 +3,6 @@ certs, vault and access (the last ones live in cli_security.py)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -38,18 +36,22 @@ def serve(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     tls_cert: Optional[str] = typer.Option(None, "--tls-cert", help="Serve HTTPS with this PEM certificate (server.tls_cert)."),
     tls_key: Optional[str] = typer.Option(None, "--tls-key", help="The certificate's PEM private key (server.tls_key)."),
+    log_format: Optional[str] = typer.Option(
+        None, "--log-format", help="text, or json: one JSON object per line with the request id (server.log_format)."
+    ),
 ) -> None:
     """Run the proxy. SIGHUP re-reads the policy; a broken new policy is refused and the old one kept."""
     import uvicorn
 
+    from privacy_proxy import telemetry
     from privacy_proxy.app import create_app
+    from privacy_proxy.logs import configure_logging
     from privacy_proxy.state import Overrides, ProxyState
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Per-request chatter of the libraries (request lines, recognizer loading); our own line covers it.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    if log_format not in (None, "text", "json"):
+        _fail(f"--log-format: {log_format!r} is not text or json")
+    # Until the policy is read: the flag's format, else text. Library chatter is quietened in there.
+    configure_logging(log_level, log_format or "text")
     try:
         overrides = Overrides(host=host, port=port, upstream=upstream, audit_log=audit_log, tls_cert=tls_cert, tls_key=tls_key)
         state = ProxyState(policy, overrides)
@@ -59,12 +61,16 @@ def serve(
     except ConfigError as exc:
         _fail(exc.message)
     server = state.policy.server
+    if log_format is None and server.log_format != "text":
+        configure_logging(log_level, server.log_format)
+    telemetry.configure_from_env()  # OTEL_TRACES_EXPORTER=otlp|console turns tracing on; off by default
     scheme = "https" if server.tls_cert else "http"
     config = uvicorn.Config(
         create_app(state),
         host=server.host,
         port=server.port,
         log_level=log_level,
+        log_config=None,  # uvicorn's loggers go through the root handler set up above (text or JSON)
         access_log=False,  # one value-free line per request comes from the proxy itself
         server_header=False,
         lifespan="on",
@@ -82,36 +88,27 @@ def scan(
     input: Optional[Path] = typer.Argument(None, help="JSONL file; standard input when absent."),
     policy: Path = typer.Option(DEFAULT_POLICY, "--policy", help="Policy YAML file."),
     explain: bool = typer.Option(False, "--explain", help="Add the decision trace (rule, threshold, outcome)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (a Ray cluster; extra [ray])."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address; a private local Ray when absent."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray actors (default: CPUs of the node or cluster)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here, checkpointed in FILE.progress."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted --output run after its last line."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Input lines per batch (and per checkpoint)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan JSONL texts or conversations offline: what would leave the machine, and why."""
-    from privacy_proxy.audit import load_or_create_key
-    from privacy_proxy.policy.loader import load_policy
-    from privacy_proxy.runtime import Runtime, derive_secret
-    from privacy_proxy.scan import scan_lines
+    from privacy_proxy.scan_batch import ScanOptions, run_scan
 
+    options = ScanOptions(
+        policy=policy, input=input, output=output, resume=resume, engine=engine, address=address, workers=workers,
+        batch_size=batch_size, explain=explain, progress=not quiet and sys.stderr.isatty(),
+    )
     try:
-        loaded = load_policy(policy)
-        audit = loaded.policy.audit
-        key = load_or_create_key(audit.hmac_key_env, Path(audit.hmac_key_file))
-        runtime = Runtime.build(loaded, derive_secret(key))
+        run_scan(options, sys.stdin, sys.stdout)
     except ConfigError as exc:
         _fail(exc.message)
-    except Exception as exc:  # key file problems and the like: say what, without a traceback
-        _fail(f"cannot start scan: {exc}")
-    stream = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
-    lines = stream
-    if input and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        total = sum(1 for _ in open(input, encoding="utf-8"))
-        lines = tqdm(stream, total=total, unit="line", file=sys.stderr)
-    out = sys.stdout
-    try:
-        for record in scan_lines(lines, runtime, explain=explain):
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if input:
-            stream.close()
+    except OSError as exc:  # unreadable input, unwritable output: say what, without a traceback
+        _fail(f"scan: {exc}")
 
 
 @policy_app.command("validate")

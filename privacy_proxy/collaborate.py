@@ -188,15 +188,16 @@ class Collaborator:
     async def _cloud(self, request: Request, route: Any, exchange: Exchange, body: bytes) -> dict[str, Any] | Response:
         upstream = self.state.upstream
         assert upstream is not None
-        response = await upstream.send("POST", route.upstream_path, content=body,
-                                       headers=route.upstream_headers(request.headers, upstream))
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream connection broke while sending the answer ({type(exc).__name__})",
-                                code="upstream_stream_broken") from exc
-        finally:
-            await response.aclose()
+        with exchange.stage("upstream"):
+            response = await upstream.send("POST", route.upstream_path, content=body,
+                                           headers=route.upstream_headers(request.headers, upstream))
+            try:
+                raw = await response.aread()
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"the upstream connection broke while sending the answer ({type(exc).__name__})",
+                                    code="upstream_stream_broken") from exc
+            finally:
+                await response.aclose()
         exchange.upstream_status = response.status_code
         if response.status_code >= 400:
             self.state.record(exchange)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from privacy_proxy import strategies
+from privacy_proxy import metrics, strategies
 from privacy_proxy.errors import (
     DetectionError,
     PolicyViolation,
@@ -48,6 +48,7 @@ class Exchange:
     route: str
     runtime: Runtime
     started: float = field(default_factory=time.perf_counter)
+    started_ns: int = field(default_factory=time.time_ns)  # wall clock of `started`, for trace spans
     model: str = ""
     stream: bool = False
     decision: str = "forward"
@@ -75,9 +76,28 @@ class Exchange:
     abstracted: dict[str, dict[str, int]] = field(default_factory=dict)
     rewrite: str | None = None  # abstract: "rules" or "slm" (which rewrite of the prompt left)
     answer: str | None = None  # "restored", "composed" or "repersonalized" (by the SLM), "local"
+    # Observability (metrics.py, telemetry.py): seconds per stage, and each stage's (name, start, end) in
+    # perf_counter time; `observed` once it has been counted.
+    timings: dict[str, float] = field(default_factory=dict)
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
+    observed: bool = False
+
+    def stage(self, name: str) -> _Stage:
+        """``with exchange.stage("detect"): ...`` times a stage (two clock reads; nothing else)."""
+        return _Stage(self, name)
+
+    def add_time(self, name: str, start: float, end: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + (end - start)
+        self.spans.append((name, start, end))
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
     def add_slm_time(self, seconds: float) -> None:
         self.slm_ms = round((self.slm_ms or 0.0) + seconds * 1000, 2)
+        now = time.perf_counter()
+        self.spans.append(("slm", now - seconds, now))
+        metrics.observe_slm(str(getattr(self.runtime.slm, "backend", "custom")), seconds)
 
     def strategy_headers(self) -> dict[str, str]:
         """Response headers naming the strategy, the sub-tasks sent and the fallbacks taken (value-free)."""
@@ -145,33 +165,51 @@ class Exchange:
         return fields
 
 
+class _Stage:
+    __slots__ = ("exchange", "name", "start")
+
+    def __init__(self, exchange: Exchange, name: str) -> None:
+        self.exchange, self.name = exchange, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.exchange.add_time(self.name, self.start, time.perf_counter())
+
+
 @dataclass
 class Sanitized:
     detections: list[tuple[Detection, ...]]
     result: TransformResult
     decisions: list[list[Decision]] = field(default_factory=list)
+    # perf_counter marks: detection started, detection ended (= transform started), transform ended.
+    marks: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def sanitize_texts(runtime: Runtime, texts: list[str], prior: dict[str, str] | None = None) -> Sanitized:
     """detect → decide → transform for a list of segments in conversation order (no HTTP, no guard).
 
     `prior` holds tokens of earlier turns kept server-side (token → original); they are reused."""
+    started = time.perf_counter()
     try:
         detections = [runtime.detector.analyze(text) for text in texts]
     except ProxyError:
         raise
     except Exception as exc:
         raise DetectionError("a detector failed; the request was not forwarded") from exc
+    detected = time.perf_counter()
     decisions = [runtime.rules.decide(list(found)) for found in detections]
     try:
         result = runtime.transformer.apply(texts, decisions, prior)
     except Exception as exc:
         raise TransformError("rewriting the request failed; the request was not forwarded") from exc
-    return Sanitized(detections, result, decisions)
+    return Sanitized(detections, result, decisions, (started, detected, time.perf_counter()))
 
 
 def guard(exchange: Exchange, outbound_body: Any) -> None:
-    leaks = find_leaks(outbound_body, exchange.mapping.protected)
+    with exchange.stage("guard"):
+        leaks = find_leaks(outbound_body, exchange.mapping.protected)
     exchange.leak_guard = "hit" if leaks else "pass"
     if leaks:
         raise PolicyViolation(
@@ -219,6 +257,9 @@ def prepare_plan(exchange: Exchange, request: TextRequest) -> Prepared:
         exchange.decision, exchange.fault = "forward_unscanned", fault_kind(exc)
         exchange.outbound = serialize(request.body)
         return Prepared(exchange.outbound)
+    start, detected, transformed = sanitized.marks
+    exchange.add_time("detect", start, detected)
+    exchange.add_time("transform", detected, transformed)
     result = sanitized.result
     _note_result(exchange, result)
     if result.blocked_entities:

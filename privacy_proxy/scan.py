@@ -141,14 +141,35 @@ def _trace(runtime: Runtime, sanitized: Any, paths: list[str] | None) -> list[di
     return trace + propagated
 
 
+def scan_line(number: int, line: str, runtime: Runtime, explain: bool = False) -> dict[str, Any] | None:
+    """The record for input line `number` (1-based; error messages name it), None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return {"id": None, "decision": "block", "outbound": [], "entities": [],
+                "error": f"line {number} is not valid JSON"}
+    return scan_item(item, runtime, explain)
+
+
+def format_record(record: dict[str, Any]) -> str:
+    """One output line. Every engine writes through this, so their outputs are byte-identical."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def scan_batch(first_line: int, lines: Iterable[str], runtime: Runtime, explain: bool = False) -> str:
+    """The output text of consecutive input lines starting at line `first_line`: what a worker returns."""
+    parts = []
+    for number, line in enumerate(lines, start=first_line):
+        record = scan_line(number, line, runtime, explain)
+        if record is not None:
+            parts.append(format_record(record))
+    return "".join(parts)
+
+
 def scan_lines(lines: Iterable[str], runtime: Runtime, explain: bool = False) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            yield {"id": None, "decision": "block", "outbound": [], "entities": [],
-                   "error": f"line {number} is not valid JSON"}
-            continue
-        yield scan_item(item, runtime, explain)
+        record = scan_line(number, line, runtime, explain)
+        if record is not None:
+            yield record

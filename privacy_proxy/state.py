@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from privacy_proxy import metrics, telemetry
 from privacy_proxy.access import CURRENT_CLIENT, AccessControl
 from privacy_proxy.audit import AuditError, AuditLog, VerifyResult, load_or_create_key, verify_log
 from privacy_proxy.audit_crypto import Sealer, SealError, Signer, load_or_create_signing_key, load_seal_public_key
@@ -257,7 +258,14 @@ class ProxyState:
 
     def record(self, exchange: Exchange) -> dict[str, Any]:
         """Write the exchange's audit record; failure to audit is a failure of the request
-        (unless audit.required is false: then it is logged loudly and the request goes on)."""
+        (unless audit.required is false: then it is logged loudly and the request goes on).
+        The exchange is counted in the metrics and traced either way, once."""
+        try:
+            return self._write(exchange)
+        finally:
+            observe(exchange)
+
+    def _write(self, exchange: Exchange) -> dict[str, Any]:
         try:
             if self.audit is None:
                 raise AuditError("the audit log is not open")
@@ -277,3 +285,15 @@ class ProxyState:
             record.get("latency_ms"),
         )
         return record
+
+
+def observe(exchange: Exchange) -> None:
+    """Metrics and trace spans of a finished exchange; never fails the request."""
+    if exchange.observed:
+        return
+    exchange.observed = True
+    try:
+        metrics.observe_exchange(exchange)
+        telemetry.emit(exchange)
+    except Exception as exc:  # noqa: BLE001 - observability must not take a request down
+        logger.error("metrics/tracing failed for %s: %s", exchange.request_id, type(exc).__name__)

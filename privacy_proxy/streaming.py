@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -302,10 +303,19 @@ async def relay_stream(
     recorded = False
     reads_in_batches = BatchedReads(response)
     out: list[bytes] = []
+    since, restoring = time.perf_counter(), [0.0]  # seconds spent restoring events (metrics: stage "restore")
+
+    def timed() -> None:
+        exchange.timings["restore"] = exchange.timings.get("restore", 0.0) + restoring[0]
+        exchange.spans.append(("stream", since, time.perf_counter()))
+        restoring[0] = 0.0
+
     try:
         async for reads in reads_in_batches:
             for event in decoder.feed(b"".join(reads)):
+                started = time.perf_counter()
                 out.append(dialect.feed(event))
+                restoring[0] += time.perf_counter() - started
                 if dialect.finished:
                     break
             if dialect.finished:
@@ -317,6 +327,7 @@ async def relay_stream(
             out.append(dialect.end())
             dialect.check_complete(decoder.has_pending)
         exchange.fault = dialect.fault or exchange.fault
+        timed()
         # The end marker goes out only once the decision is on record.
         state.record(exchange)
         recorded = True
@@ -328,6 +339,7 @@ async def relay_stream(
             exc = ProxyError("internal error while relaying the stream", code="stream_relay_failed")
         exchange.fault = fault_kind(exc)
         if not isinstance(exc, AuditFailure):
+            timed()
             try:
                 state.record(exchange)
             except AuditFailure as audit_exc:
@@ -340,6 +352,7 @@ async def relay_stream(
         if not recorded:
             # The client went away (or the task was cancelled): the upstream stream is closed above.
             exchange.client_disconnected = True
+            timed()
             try:
                 state.record(exchange)
             except AuditFailure:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 
+from privacy_proxy import metrics
 from privacy_proxy.errors import Overloaded, UpstreamError
 from privacy_proxy.policy.model import UpstreamSettings
 from privacy_proxy.tls import describe_tls_failure, is_insecure_upstream, upstream_ssl_context
@@ -77,6 +78,7 @@ class Upstream:
             transport=transport,
         )
         self._slots = asyncio.Semaphore(settings.max_in_flight)
+        metrics.UPSTREAM_SLOTS.set(settings.max_in_flight)
 
     @property
     def api_key(self) -> str | None:
@@ -106,7 +108,10 @@ class Upstream:
             mapped = self._mapped(exc, method, path)
             if mapped is exc:
                 raise
+            metrics.upstream_error(getattr(mapped, "code", type(mapped).__name__))
             raise mapped from exc
+        if response.status_code >= 400:
+            metrics.upstream_error(response.status_code)
         response.stream = _Admitted(response.stream, release)
         return response
 
@@ -120,12 +125,14 @@ class Upstream:
                 f"the proxy already has {self.settings.max_in_flight} requests in flight to the upstream; retry shortly"
             ) from None
         released = False
+        metrics.upstream_slot_taken()
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
                 self._slots.release()
+                metrics.upstream_slot_released()
 
         return release
 

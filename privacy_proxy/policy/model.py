@@ -113,6 +113,11 @@ class ServerSettings(Strict):
     # HTTPS listener: PEM certificate (chain) and private key (`privacy-proxy certs init DIR` makes both).
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Who may read GET /metrics: auto (the admin key when access keys are on; else loopback clients, and the
+    # admin key from anywhere), open (anyone who can reach the port), admin (the admin key only), off.
+    metrics: Literal["auto", "open", "admin", "off"] = "auto"
+    # Log lines: text, or one JSON object per line with the request id (`serve --log-format` wins).
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
