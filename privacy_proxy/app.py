@@ -38,7 +38,7 @@ from privacy_proxy.routes import ROUTES, Route
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
 from privacy_proxy.streaming import ClosingStreamingResponse, relay_stream
-from privacy_proxy.upstream import relay_headers
+from privacy_proxy.upstream import relay_headers, upstream_json
 
 logger = logging.getLogger("privacy_proxy")
 
@@ -328,10 +328,7 @@ def create_app(state: ProxyState) -> FastAPI:
             state.record(exchange)
             media_type = response.headers.get("content-type", "application/json")
             return Response(raw, status_code=response.status_code, headers=headers, media_type=media_type)
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
+        payload = upstream_json(raw)
         try:
             with exchange.stage("restore"):
                 answers.completion(payload)
@@ -389,10 +386,7 @@ def create_app(state: ProxyState) -> FastAPI:
                 state.record(exchange)
                 return Response(raw, status_code=response.status_code, headers=headers,
                                 media_type=response.headers.get("content-type", "application/json"))
-            try:
-                payload = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
+            payload = upstream_json(raw)
             answers = responses.ResponsesAnswers(mapping)
             try:
                 if suffix:  # a list of input items

@@ -19,7 +19,6 @@ client is the client's own data; the audit gets timings and value-free names onl
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -46,7 +45,7 @@ from privacy_proxy.pipeline import Exchange, Prepared, guard, serialize
 from privacy_proxy.slm import SLMError
 from privacy_proxy.state import ProxyState
 from privacy_proxy.streaming import ClosingStreamingResponse
-from privacy_proxy.upstream import relay_headers
+from privacy_proxy.upstream import relay_headers, upstream_json
 from sanitizers import prompts
 from sanitizers.rewrite import aminimal_disclosure
 from sanitizers.types import Action
@@ -205,10 +204,7 @@ class Collaborator:
             headers.update(self._headers(exchange))
             return Response(raw, status_code=response.status_code, headers=headers,
                             media_type=response.headers.get("content-type", "application/json"))
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
+        payload = upstream_json(raw)
         if not isinstance(payload, dict):
             raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json")
         return payload

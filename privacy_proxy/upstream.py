@@ -8,9 +8,11 @@ client certificate (privacy_proxy/tls.py). A certificate problem is a 502 that i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -151,6 +153,14 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def upstream_json(raw: bytes) -> Any:
+    """The upstream's answer body as JSON; anything else is a 502 `upstream_invalid_json`."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise UpstreamError("the upstream answered with invalid JSON", code="upstream_invalid_json") from None
 
 
 def relay_headers(headers: httpx.Headers) -> dict[str, str]:
