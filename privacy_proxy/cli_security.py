@@ -74,20 +74,23 @@ def certs_pin(file: Path = typer.Argument(..., help="A PEM/DER certificate or PE
 # --- vault ---------------------------------------------------------------------------------------------
 
 
-def _open_sqlite_vault(policy_file: Path):  # type: ignore[no-untyped-def]
+def _open_stored_vault(policy_file: Path):  # type: ignore[no-untyped-def]
+    """The policy's vault when it keeps records outside the process (SQLite or Redis); never creates a key."""
     from privacy_proxy.policy.loader import load_policy
-    from privacy_proxy.vault import VaultError
+    from privacy_proxy.vault import VaultError, open_vault
     from privacy_proxy.vault_sqlite import SQLiteVault, load_keyring
 
     try:
         settings = load_policy(policy_file).policy.vault
     except ConfigError as exc:
         _fail(exc.message)
-    if settings.backend != "sqlite":
-        _fail(f"vault.backend is {settings.backend}: nothing is stored on disk", code=1)
+    if settings.backend == "memory":
+        _fail("vault.backend is memory: nothing is stored outside the proxy process", code=1)
     try:
-        keyring = load_keyring(settings.key_env, Path(settings.key_file), create=False)
-        return settings, SQLiteVault(Path(settings.path), keyring, default_ttl_s=settings.ttl)
+        if settings.backend == "sqlite":
+            keyring = load_keyring(settings.key_env, Path(settings.key_file), create=False)
+            return settings, SQLiteVault(Path(settings.path), keyring, default_ttl_s=settings.ttl)
+        return settings, open_vault(settings)
     except VaultError as exc:
         _fail(str(exc), code=1)
 
@@ -106,13 +109,13 @@ def vault_rotate(
     from privacy_proxy.vault import VaultError
     from privacy_proxy.vault_sqlite import add_key_to_file, load_keyring, write_key_file
 
-    settings, vault = _open_sqlite_vault(policy)
+    settings, vault = _open_stored_vault(policy)
     vault.close()
     from_env = bool(os.environ.get(settings.key_env, "").strip())
     if not from_env:
         new_id = add_key_to_file(Path(settings.key_file))
         typer.echo(f"added key {new_id} to {settings.key_file}")
-    settings, vault = _open_sqlite_vault(policy)
+    settings, vault = _open_stored_vault(policy)
     try:
         moved = vault.reencrypt()
         in_use = vault.key_ids_in_use()
@@ -133,7 +136,7 @@ def vault_rotate(
 @vault_app.command("purge")
 def vault_purge(policy: Path = typer.Option(DEFAULT_POLICY, "--policy", help="Policy YAML file.")) -> None:
     """Remove expired records now (the proxy also does this as it runs)."""
-    _, vault = _open_sqlite_vault(policy)
+    _, vault = _open_stored_vault(policy)
     try:
         typer.echo(f"purged {vault.purge_expired()} expired records")
     finally:

@@ -5,6 +5,9 @@ Responses conversation moving between them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from redis_server import RedisServer
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.policy.loader import parse_policy
 from privacy_proxy.vault import Vault, VaultError, open_vault
-from privacy_proxy.vault_crypto import VaultKeyring, key_id
+from privacy_proxy.vault_crypto import VaultKeyring, key_id, load_keyring
 from privacy_proxy.vault_redis import RedisVault, open_redis_vault
 
 KEY_A, KEY_B = "a1" * 32, "b2" * 32
@@ -224,6 +227,34 @@ def test_sealed_expiry_holds_when_the_redis_ttl_is_removed(make_vault, raw: redi
 
 
 # --- rotation --------------------------------------------------------------------------------------------
+
+
+def test_vault_rotate_command_reseals_redis_records(make_vault, raw: redis.Redis, redis_server: RedisServer,
+                                                   tmp_path: Path) -> None:
+    """`privacy-proxy vault rotate` with a key file: a new key is added and every Redis record re-sealed."""
+    key_file = tmp_path / "vault.key"
+    key_file.write_text(KEY_A + "\n")
+    key_file.chmod(0o600)
+    before = make_vault(KEY_A)
+    for number, value in enumerate(VALUES):
+        before.put("resp", f"r{number}", {"restorable": {f"[X_{number}]": value}}, ttl_s=3600)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"name: r\nvault: {{backend: redis, redis_url: '{redis_server.url}', redis_prefix: '{PREFIX}', "
+                      f"key_env: NO_SUCH_VAULT_KEY_ENV, key_file: '{key_file}'}}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PRIVACY_PROXY_REDIS_URL", "NO_SUCH_VAULT_KEY_ENV")}
+    done = subprocess.run([sys.executable, "-m", "privacy_proxy.cli", "vault", "rotate", "--policy", str(policy)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"re-encrypted {len(VALUES)} records" in done.stdout
+    keyring = load_keyring(None, key_file, create=False)
+    assert len(keyring.keys) == 2 and key_id(bytes.fromhex(KEY_A)) in keyring.keys
+    after = RedisVault(redis_server.client(), keyring, None, prefix=PREFIX, where=redis_server.url)
+    assert set(after.key_ids_in_use()) == {keyring.current_id} != {key_id(bytes.fromhex(KEY_A))}
+    assert after.get("resp", "r1") == {"restorable": {"[X_1]": VALUES[1]}}
+    assert 0 < raw.ttl(f"{PREFIX}resp:r1".encode()) <= 3600  # expiry kept
+    with pytest.raises(VaultError):
+        make_vault(KEY_A).get("resp", "r1")  # the old key alone no longer opens it
+    after.close()
 
 
 def test_rotation_old_keys_decrypt_newest_encrypts(make_vault, raw: redis.Redis, redis_server: RedisServer) -> None:
