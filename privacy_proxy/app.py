@@ -229,7 +229,11 @@ def create_app(state: ProxyState) -> FastAPI:
         headers.update(exchange.strategy_headers())
         # Earlier turns' tokens (server-side conversations) may be quoted too.
         mapping = {**parsed.prior, **exchange.mapping.restorable}
-        answers = route.answers(parsed, mapping, state.vault) if route.answers else None
+        try:
+            answers = route.answers(parsed, mapping, state.vault) if route.answers else None
+        except BaseException:
+            await response.aclose()  # the connection and its in-flight slot go back before the error does
+            raise
         is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
         if answers is not None and route.stream and exchange.stream and response.status_code < 400 and is_sse:
             headers.update(STREAM_HEADERS)
