@@ -435,26 +435,12 @@ def stop(process: subprocess.Popen) -> None:
 # --- the fake upstream as a process -----------------------------------------------------------------
 
 
-def widen_backlog(fake: Any, backlog: int = 4096) -> None:
-    """The fake listens with a backlog of 128; hundreds of simultaneous connects from the proxy's pool
-    would overflow it (dropped SYNs, 1 s retransmits: the fake's artefact, not the proxy's). listen()
-    again on a duplicate of its socket raises the backlog of the same socket."""
-    for server in fake._server.servers:
-        for sock in server.sockets:
-            dup = socket.socket(fileno=os.dup(sock.fileno()))
-            try:
-                dup.listen(backlog)
-            finally:
-                dup.close()
-
-
 def serve_fake(workdir: Path, chunk_delay: float) -> None:
     """Child process: run the fake until stdin closes, then write every recorded body to requests.jsonl."""
     sys.path.insert(0, str(TESTS))
     from fake_upstream import Behaviour, FakeUpstream
 
     fake = FakeUpstream().start()
-    widen_backlog(fake)
     fake.default = Behaviour(chunk_delay=chunk_delay)
     (workdir / "upstream.url").write_text(fake.base_url)
     sys.stdin.read()  # the parent closes it when done

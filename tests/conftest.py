@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +121,10 @@ class ProxyProcess(OnLoopback):
 
 
 def start_proxy(policy_text: str, workdir: Path, upstream: str, extra_env: dict[str, str] | None = None,
-                log_level: str = "info") -> ProxyProcess:
+                log_level: str = "info", extra_args: Sequence[str] = (),
+                make: Callable[..., ProxyProcess] = ProxyProcess) -> ProxyProcess:
+    """`privacy-proxy serve` in `workdir`, under the network guard; returns once /healthz says 200.
+    `make` builds the handle from (process, port, workdir, policy, log, netguard log)."""
     workdir.mkdir(parents=True, exist_ok=True)
     policy_path = workdir / "policy.yaml"
     policy_path.write_text(policy_text)
@@ -139,11 +142,11 @@ def start_proxy(policy_text: str, workdir: Path, upstream: str, extra_env: dict[
     }
     command = [
         sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy_path),
-        "--port", str(port), "--upstream", upstream, "--log-level", log_level,
+        "--port", str(port), "--upstream", upstream, "--log-level", log_level, *extra_args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    proxy = ProxyProcess(process, port, workdir, policy_path, log_path, netguard_log)
+    proxy = make(process, port, workdir, policy_path, log_path, netguard_log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

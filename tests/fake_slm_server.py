@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
+from loopback_server import LoopbackServer
 
 
 class FakeSLMServer:
@@ -38,7 +27,7 @@ class FakeSLMServer:
         self.headers: list[dict[str, str]] = []
         self.reset()
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(self.app, name="fake SLM server", graceful=1)
         self.port = 0
 
     def reset(self) -> None:
@@ -52,24 +41,11 @@ class FakeSLMServer:
         self.piece_chars = 4
 
     def start(self) -> FakeSLMServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", loop="asyncio", log_config=None,
-                                timeout_graceful_shutdown=1)
-        self._server = _Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve(sockets=[sock])), daemon=True)
-        self._thread.start()
-        if not self._server.ready.wait(10):
-            raise RuntimeError("fake SLM server did not start")
+        self.port = self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(5)
-            self._thread = None
+        self._server.stop()
 
     @property
     def base_url(self) -> str:

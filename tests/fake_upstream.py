@@ -18,19 +18,19 @@ import asyncio
 import json
 import random
 import re
-import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AnyStr
 
-import fake_routes
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+import fake_routes
+from loopback_server import LoopbackServer
 
 MODEL: dict[str, Any] = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
 STREAM_FAULTS = frozenset({"garbage", "truncated", "error_event", "reset"})
@@ -187,16 +187,6 @@ class _EventStream(Response):
                 self._owner._note_disconnect()
 
 
-class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-
 class FakeUpstream:
     """The fake server.  All public methods are thread-safe.
 
@@ -220,45 +210,23 @@ class FakeUpstream:
         self._response_serial = 0  # never reset: a proxy's vault outlives a test's reset()
         self._disconnects = 0
         self._port: int | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
         # One catch-all route: every request is recorded and unknown paths get an
         # OpenAI-shaped 404 rather than Starlette's plain-text one.
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
+        self._server = LoopbackServer(self.app, name="fake-upstream", host=host, graceful=2)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> FakeUpstream:
         """Bind an ephemeral port and serve; returns once connections are accepted."""
-        if self._thread is not None:
-            return self
-        # Binding and listening here (not in uvicorn) makes the port known and
-        # connectable before the thread even runs: no port race, no retry loop.
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets whose
-        # proto says TCP, and without it Nagle + delayed ACK add ~40 ms per response.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind((self.host, 0))
-        sock.listen(128)
-        self._port = sock.getsockname()[1]
-        # log_config=None: leave the process's logging alone (the proxy may share it).
-        config = uvicorn.Config(
-            self.app, lifespan="off", loop="asyncio", log_config=None, timeout_graceful_shutdown=2
-        )
-        server = self._server = _Server(config)
-        serve = lambda: asyncio.run(server.serve(sockets=[sock]))
-        self._thread = threading.Thread(target=serve, name=f"fake-upstream:{self._port}", daemon=True)
-        self._thread.start()
-        if not server.ready.wait(10):
-            self.stop()
-            raise RuntimeError("fake upstream did not start")
+        if self._port is None:
+            self._port = self._server.start()
         return self
 
     def stop(self) -> None:
         """Shut down; in-flight streams get up to 2 s before being cancelled."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
+        self._server.stop()
+        self._port = None
 
     def __enter__(self) -> FakeUpstream:
         return self.start()

@@ -48,7 +48,6 @@ RSS_GROWTH_LIMIT_MB = 100
 @pytest.fixture(scope="module")
 def load_proxy(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     load.raise_fd_limit()  # before the proxy starts: it inherits the soft limit
-    load.widen_backlog(upstream_server)  # hundreds of connects at once; see widen_backlog
     running = start_proxy(load.policy_text(PEOPLE), tmp_path_factory.mktemp("load"), upstream_server.base_url)
     yield running
     finish_proxy(running)

@@ -8,13 +8,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import TEST_POLICY
+from vault_checks import hammer
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.vault import MemoryVault, Vault, VaultError, open_vault
 from privacy_proxy.vault_sqlite import SQLiteVault, VaultKeyring, add_key_to_file, key_id, load_keyring
@@ -199,24 +199,7 @@ def test_rotation_old_keys_decrypt_newest_encrypts(tmp_path: Path) -> None:
 
 def test_concurrent_puts_and_gets(tmp_path: Path) -> None:
     vault = SQLiteVault(tmp_path / "v.sqlite3", ring(KEY_A))
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def worker(t: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(100):
-                vault.put(f"t{t}", str(i), {"t": t, "i": i})
-                assert vault.get(f"t{t}", str(i)) == {"t": t, "i": i}
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    hammer(vault, threads=8, per_thread=100)
     assert sum(vault.key_ids_in_use().values()) == 800
     vault.close()
 

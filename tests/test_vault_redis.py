@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import redis
 from conftest import AUDIT_KEY, TEST_POLICY, ProxyProcess, finish_proxy, start_proxy
 from fake_upstream import Behaviour, FakeUpstream
+from vault_checks import hammer
 from redis_server import RedisServer
 
 from privacy_proxy.errors import ConfigError
@@ -113,24 +113,7 @@ def test_names_are_prefixed_and_unambiguous(make_vault, raw: redis.Redis) -> Non
 
 def test_concurrent_puts_and_gets(make_vault) -> None:
     vault = make_vault()
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def worker(t: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(50):
-                vault.put(f"t{t}", str(i), {"t": t, "i": i})
-                assert vault.get(f"t{t}", str(i)) == {"t": t, "i": i}
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    hammer(vault, threads=8, per_thread=50)
     assert vault.key_ids_in_use() == {key_id(bytes.fromhex(KEY_A)): 400}
 
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import socket
 import ssl
-import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conftest import AUDIT_KEY, NETGUARD_DIR, ProxyProcess, free_port
+from conftest import ProxyProcess, start_proxy
+from loopback_server import LoopbackServer
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -132,31 +126,19 @@ class TLSUpstream:
                                                              "owned_by": "test"}]})
 
         app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="critical", lifespan="off", ssl_certfile=str(self.cert), ssl_keyfile=str(self.key),
+        self._server = LoopbackServer(
+            app, name="TLS upstream", log_level="critical", ssl_certfile=str(self.cert), ssl_keyfile=str(self.key),
             ssl_ca_certs=str(self.client_ca) if self.client_ca else None,
             ssl_cert_reqs=ssl.CERT_REQUIRED if self.client_ca else ssl.CERT_NONE,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise AssertionError("TLS upstream did not start")
-            time.sleep(0.02)
+        self.port = self._server.start()
 
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._server.stop()
 
     def __enter__(self) -> TLSUpstream:
         return self
@@ -181,32 +163,13 @@ class HTTPSProxyProcess(ProxyProcess):
 def start_https_proxy(
     policy_text: str, workdir: Path, upstream: str, ca: Path, extra_args: list[str], extra_env: dict[str, str] | None = None
 ) -> HTTPSProxyProcess:
-    """Like conftest.start_proxy, for a proxy listening with TLS (flags or policy)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    policy_path = workdir / "policy.yaml"
-    policy_path.write_text(policy_text)
-    port = free_port()
-    log_path, netguard_log = workdir / "proxy.log", workdir / "netguard.log"
-    env = {
-        **os.environ, "PYTHONPATH": str(NETGUARD_DIR), "PRIVACY_PROXY_NETGUARD": "1",
-        "PRIVACY_PROXY_NETGUARD_LOG": str(netguard_log), "PRIVACY_PROXY_AUDIT_KEY": AUDIT_KEY,
-        "OPENAI_API_KEY": "sk-upstream-secret", **(extra_env or {}),
-    }
-    command = [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", str(policy_path), "--port", str(port),
-               "--upstream", upstream, "--log-level", "info", *extra_args]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    proxy = HTTPSProxyProcess(process, port, workdir, policy_path, log_path, netguard_log)
-    proxy.ca = ca
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"proxy exited with {process.returncode}:\n{proxy.log()}")
-        try:
-            if proxy.health().status_code == 200:
-                return proxy
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proxy.stop()
-    raise AssertionError(f"proxy did not become ready:\n{proxy.log()}")
+    """conftest.start_proxy for a proxy listening with TLS (flags or policy); its health checks trust `ca`."""
+
+    def make(*fields: Any) -> HTTPSProxyProcess:
+        proxy = HTTPSProxyProcess(*fields)
+        proxy.ca = ca
+        return proxy
+
+    proxy = start_proxy(policy_text, workdir, upstream, extra_env, extra_args=extra_args, make=make)
+    assert isinstance(proxy, HTTPSProxyProcess)
+    return proxy

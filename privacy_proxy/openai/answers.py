@@ -52,3 +52,55 @@ def _has(container: dict[str, Any] | list[Any], key: Any) -> bool:
     if isinstance(container, dict):
         return key in container
     return isinstance(key, int) and -len(container) <= key < len(container)
+
+
+class ChoiceStreamRestorer:
+    """Base of the sans-IO stream restorers of choice-shaped chunks (chat, completions): feed each parsed
+    chunk, get it back restored in place. Subclasses restore one choice (`_feed_choice`) and move a
+    choice's held-back tails into it (`_release`); the tails go out in the chunk carrying the choice's
+    finish_reason, or from `finish()` as one last chunk when the upstream ended without one."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Any] = {}
+        # Whether the last `feed` changed the chunk; if not, the caller may relay the upstream's bytes.
+        self.changed = False
+
+    def feed(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        self.changed = False
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return chunk
+        self._last = chunk
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            self._feed_choice(index, choice)
+            if choice.get("finish_reason") is not None and self._release(index, choice):
+                self.changed = True
+        return chunk
+
+    def finish(self) -> dict[str, Any] | None:
+        """A final chunk with every tail still held (the upstream ended without finish_reason)."""
+        choices = []
+        for index in self._held_indexes():
+            choice = self._empty_choice(index)
+            if self._release(index, choice):
+                choices.append(choice)
+        if not choices:
+            return None
+        template = {k: self._last[k] for k in ("id", "object", "created", "model") if k in self._last}
+        return {**template, "choices": choices}
+
+    def _feed_choice(self, index: int, choice: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _release(self, index: int, choice: dict[str, Any]) -> bool:
+        """Move the choice's held tails into it; True if anything was added."""
+        raise NotImplementedError
+
+    def _held_indexes(self) -> list[int]:
+        raise NotImplementedError
+
+    def _empty_choice(self, index: int) -> dict[str, Any]:
+        raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from privacy_proxy.errors import BadRequest
-from privacy_proxy.openai.answers import Answers
+from privacy_proxy.openai.answers import Answers, ChoiceStreamRestorer
 from privacy_proxy.openai.request import Segment, TextRequest
 from sanitizers.restore import Restorer
 
@@ -138,49 +138,33 @@ def _functions(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in calls if isinstance(f, dict) and isinstance(f.get("arguments"), str)]
 
 
-class ChatStreamRestorer:
+class ChatStreamRestorer(ChoiceStreamRestorer):
     """Sans-IO: feed each parsed `chat.completion.chunk`, get it back restored (in place).
 
     One streaming restorer per (choice, field) and per (choice, tool call), so tokens split across
-    any number of chunks are restored and choices never mix. A choice's held-back tail is released
-    in the chunk that carries its finish_reason; `finish()` releases what is left if the upstream
-    ended without one (a cut stream), as a last chunk of its own.
+    any number of chunks are restored and choices never mix.
     """
 
     def __init__(self, answers: AnswerRestorer) -> None:
+        super().__init__()
         self.answers = answers
         self._text: dict[tuple[int, str], Any] = {}
         self._arguments: dict[tuple[int, int], Any] = {}
-        self._last: dict[str, Any] = {}
-        # Whether the last `feed` changed the chunk; if not, the caller may relay the upstream's bytes.
-        self.changed = False
 
-    def feed(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        self.changed = False
-        choices = chunk.get("choices")
-        if not isinstance(choices, list):
-            return chunk
-        self._last = chunk
-        for choice in choices:
-            if not isinstance(choice, dict):
-                continue
-            index = choice.get("index", 0)
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                delta = choice["delta"] = {}
-            # A delta holds one or two keys: walk those, not every field name it might have.
-            for key, value in list(delta.items()):
-                if key in TEXT_MESSAGE_FIELDS and isinstance(value, str):
-                    self._rewrite(delta, key, self._stream(self._text, (index, key), self.answers.text))
-                elif key == "tool_calls" and isinstance(value, list):
-                    for call in value:
-                        function = call.get("function") if isinstance(call, dict) else None
-                        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                            stream = self._stream(self._arguments, (index, call.get("index", 0)), self.answers.json)
-                            self._rewrite(function, "arguments", stream)
-            if choice.get("finish_reason") is not None and self._release(index, delta):
-                self.changed = True
-        return chunk
+    def _feed_choice(self, index: int, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = choice["delta"] = {}
+        # A delta holds one or two keys: walk those, not every field name it might have.
+        for key, value in list(delta.items()):
+            if key in TEXT_MESSAGE_FIELDS and isinstance(value, str):
+                self._rewrite(delta, key, self._stream(self._text, (index, key), self.answers.text))
+            elif key == "tool_calls" and isinstance(value, list):
+                for call in value:
+                    function = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                        stream = self._stream(self._arguments, (index, call.get("index", 0)), self.answers.json)
+                        self._rewrite(function, "arguments", stream)
 
     def _rewrite(self, container: dict[str, Any], key: str, stream: Any) -> None:
         original = container[key]
@@ -189,19 +173,11 @@ class ChatStreamRestorer:
             container[key] = restored
             self.changed = True
 
-    def finish(self) -> dict[str, Any] | None:
-        """A final chunk with every tail still held (the upstream ended without finish_reason)."""
-        indexes = sorted({i for i, _ in self._text} | {i for i, _ in self._arguments})
-        choices = []
-        for index in indexes:
-            delta: dict[str, Any] = {}
-            self._release(index, delta)
-            if delta:
-                choices.append({"index": index, "delta": delta, "finish_reason": None})
-        if not choices:
-            return None
-        template = {k: self._last[k] for k in ("id", "object", "created", "model") if k in self._last}
-        return {**template, "choices": choices}
+    def _held_indexes(self) -> list[int]:
+        return sorted({i for i, _ in self._text} | {i for i, _ in self._arguments})
+
+    def _empty_choice(self, index: int) -> dict[str, Any]:
+        return {"index": index, "delta": {}, "finish_reason": None}
 
     @staticmethod
     def _stream(table: dict[Any, Any], key: Any, restorer: Restorer) -> Any:
@@ -210,8 +186,9 @@ class ChatStreamRestorer:
             stream = table[key] = restorer.stream()
         return stream
 
-    def _release(self, index: int, delta: dict[str, Any]) -> bool:
-        """Move the choice's held tails into `delta`; True if anything was added."""
+    def _release(self, index: int, choice: dict[str, Any]) -> bool:
+        """Move the choice's held tails into its delta; True if anything was added."""
+        delta = choice["delta"]
         released = False
         for key in [k for k in self._text if k[0] == index]:
             tail = self._text.pop(key).flush()

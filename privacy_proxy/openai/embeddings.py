@@ -12,7 +12,7 @@ from typing import Any
 
 from privacy_proxy.errors import BadRequest
 from privacy_proxy.openai.request import TextRequest
-from privacy_proxy.openai.tokens import take_token_arrays, token_arrays
+from privacy_proxy.openai.tokens import take_text_input
 
 # What a LangChain user changes so the client sends text instead of token ids.
 LANGCHAIN_HINT = (
@@ -26,18 +26,7 @@ class EmbeddingsRequest(TextRequest):
         super().__init__(body)
         body = self.body
         self.require_model()
-        value = body.get("input")
-        if isinstance(value, str):
-            self.add(body, "input", "input")
-        elif isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-            for index in range(len(value)):
-                self.add(value, index, f"input[{index}]")
-        elif token_arrays(value) is not None:
-            take_token_arrays(self, "input", token_arrays_mode, LANGCHAIN_HINT)
-        else:
-            raise BadRequest(
-                "'input' is required: a string, an array of strings, or token ids", param="input"
-            )
+        take_text_input(self, "input", token_arrays_mode, LANGCHAIN_HINT)
         if body.get("encoding_format") not in (None, "float", "base64"):
             raise BadRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
         if "user" in body:

@@ -124,8 +124,25 @@ def take_token_arrays(request: TextRequest, key: str, mode: str, client_hint: st
             raise BadRequest(f"'{key}' holds token ids outside the model's vocabulary", param=key) from None
     flat = not isinstance(request.body[key][0], list)
     request.body[key] = texts[0] if flat else texts
-    if flat:
+    _register_texts(request, key)
+
+
+def take_text_input(request: TextRequest, key: str, mode: str, client_hint: str) -> None:
+    """Register `request.body[key]` for scanning: a string, an array of strings, or token ids (decoded,
+    refused or let through as `take_token_arrays` says); anything else is a 400."""
+    value = request.body.get(key)
+    if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        _register_texts(request, key)
+    elif token_arrays(value) is not None:
+        take_token_arrays(request, key, mode, client_hint)
+    else:
+        raise BadRequest(f"'{key}' is required: a string, an array of strings, or token ids", param=key)
+
+
+def _register_texts(request: TextRequest, key: str) -> None:
+    value = request.body[key]
+    if isinstance(value, str):
         request.add(request.body, key, key)
     else:
-        for index in range(len(texts)):
-            request.add(request.body[key], index, f"{key}[{index}]")
+        for index in range(len(value)):
+            request.add(value, index, f"{key}[{index}]")
