@@ -19,7 +19,11 @@ here (a tiny test model would only prove the plumbing), so SLM figures need `--p
   still present in what would leave, averaged over the same queries.
 
 A blocked query leaks nothing and retains nothing; so does one answered locally (`local`, counted apart).
-The `raw` row is the query itself (nothing removed).
+The `raw` row is the query itself (nothing removed). The `oracle` row is perfect detection at word
+granularity: every annotated unit replaced wherever it stands as a whole word (case-insensitive, longest
+first). What it still leaks is the metric's floor for any detector that replaces words, not letters inside
+them: units of a letter or two ("ee", "la", "k") are found inside the words that remain ("employee"), and so
+are units that are part of a longer word.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ def load_queries(path: Path, limit: int | None) -> list[dict[str, Any]]:
             queries.append({"id": f"{number}:{row['conversation_hash']}", "text": row["user_query"], "units": units,
                             "category": row.get("predicted_category", "")})
     return queries
+
+
+def oracle_redaction(query: dict[str, Any]) -> str:
+    """The query with every annotated unit replaced where it stands as a whole word, as a perfect detector would."""
+    alternatives = (rf"(?<![A-Za-z0-9]){re.escape(u)}(?![A-Za-z0-9])" for u in sorted(query["units"], key=len, reverse=True))
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+    return pattern.sub("[PII]", query["text"])
 
 
 def kept_words(query: str, units: list[str]) -> set[str]:
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if data.is_dir():
         data = data / "PUPA_New.csv"
     queries = load_queries(data, args.limit)
-    rows: dict[str, Any] = {"raw": score(queries, {q["id"]: q["text"] for q in queries})}
+    rows: dict[str, Any] = {"raw": score(queries, {q["id"]: q["text"] for q in queries}),
+                            "oracle": score(queries, {q["id"]: oracle_redaction(q) for q in queries})}
     for spec in args.policy or DEFAULT_ROWS:
         name, _, target = spec.partition("=")
         file, _, strategy = target.partition("@")

@@ -35,6 +35,7 @@ from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
 from sanitizers.recognizers import PatternTier  # noqa: E402
 from sanitizers.recognizers.proper_nouns import ENTITY as PROPER_NOUN  # noqa: E402
 from sanitizers.recognizers.proper_nouns import find_proper_nouns  # noqa: E402
+from sanitizers.recognizers.secrets import find_secrets  # noqa: E402
 from sanitizers.recognizers.supplementary import SUPPLEMENTARY  # noqa: E402
 from sanitizers.types import Detection  # noqa: E402
 
@@ -65,6 +66,8 @@ class DetectorSettings:
     chunk_overlap: int = 100
     # Capitalized words outside the English vocabulary → PROPER_NOUN (sanitizers.recognizers.proper_nouns).
     proper_nouns: bool = False
+    # Passwords, API keys, tokens and the user names beside them → SECRET / USERNAME (recognizers.secrets).
+    secrets: bool = True
 
 
 def _load_models(settings: DetectorSettings) -> dict[str, NerModel]:
@@ -187,6 +190,8 @@ class Detector:
 
     def _detect_chunk(self, chunk: str, model: NerModel | None) -> list[Detection]:
         detections = list(self.patterns.analyze(chunk))
+        if self.settings.secrets:
+            detections.extend(d for d in find_secrets(chunk) if not self.entities or d.entity in self.entities)
         found: list[tuple[NerSpan, str]] = []
         if model is not None:
             with self._model_locks[id(model)]:

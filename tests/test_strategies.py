@@ -158,6 +158,10 @@ def test_split_policy_parses_with_every_section() -> None:
     ("I met Dr. Koushik at the office.", ["Koushik"]),
     ("Waqas is my friend.", []),  # one word at the start of a sentence: capitalized by position
     ("Please Write A Summary Of The Report.", []),  # every word is English
+    ('Hashtags for this video "Fitness tips (Mitosculpt)"', ["Mitosculpt"]),  # a bracket opens a name too
+    ("It has anti-inflammatory action (Altinier et al., 2007).", ["Altinier et al."]),
+    ("Physical therapy names include truHealth and xDoctor.", ["truHealth", "xDoctor"]),
+    ("Call showDialog when isVisible is set.", []),  # camelCase of English words only
 ])
 def test_proper_nouns(text: str, found: list[str]) -> None:
     assert [text[d.start:d.end] for d in find_proper_nouns(text)] == found

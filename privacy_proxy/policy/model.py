@@ -184,6 +184,8 @@ class DetectionSettings(Strict):
     chunk_overlap: int = Field(100, ge=0)
     # Capitalized words no English vocabulary lists → PROPER_NOUN (high recall, low precision; off by default).
     proper_nouns: bool = False
+    # Passwords, API keys and tokens (and the user names assigned beside them) → SECRET / USERNAME.
+    secrets: bool = True
 
     @field_validator("ner")
     @classmethod

@@ -10,7 +10,9 @@ low-precision heuristic (score 0.5): "Module 3: Firewall Rules" is taken for a n
 answer quality; enable it where leaking a rare name costs more (see policies/minimal-disclosure.yaml).
 
 A single word at the start of a sentence, line or list item is skipped (capitalized by position, not
-by nature), and so are words of one or two letters on their own.
+by nature), and so are words of one or two letters on their own. Two more shapes are names as well:
+camelCase words with a part outside the vocabulary (`truHealth`, `erxesHQ`, code identifiers), and the
+authors of a citation ("Sakr et al.", reported as PERSON with the "et al.").
 """
 
 from __future__ import annotations
@@ -55,16 +57,35 @@ def _unknown(word: str, known: frozenset[str]) -> bool:
     return len(bare) > 2 and any(p not in known and not p.isdigit() for p in parts)
 
 
+# "Altinier et al." and "Smith and Jones et al.": the authors of a cited work, named as such.
+_CITATION = re.compile(r"(?<![\w-])[A-Z][\w'’-]+(?:[ \t]+(?:and|&)[ \t]+[A-Z][\w'’-]+)?[ \t]+et[ \t]+al\.?")
+# camelCase words (`truHealth`, `xDoctor`, `addNewDocumentBufferWindow`): product names and code identifiers.
+_CAMEL = re.compile(r"(?<![\w@/\\#$-])[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*(?![\w@])")
+_CAMEL_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+_OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
+
+
 def find_proper_nouns(text: str) -> list[Detection]:
     known = known_words()
-    found = []
+    found = [Detection("PERSON", m.start(), m.end(), 0.8, "ProperNounRecognizer") for m in _CITATION.finditer(text)]
+    cited = [(d.start, d.end) for d in found]
     for match in _SPAN.finditer(text):
+        if any(start <= match.start() < end for start, end in cited):
+            continue
         words = [w for w in match.group(0).split() if w.lower() not in _CONNECTORS]
         if not any(_unknown(word, known) for word in words):
             continue
         if len(words) == 1:
             before = text[max(0, match.start() - 8):match.start()]
-            if len(words[0]) <= 2 or (_POSITIONAL.search(before) and not _TITLE_BEFORE.search(before)):
+            # A quote or bracket opens a name as often as a sentence ("(Mitosculpt)", “Cumbia”): only a
+            # sentence or list-item start makes the capital positional.
+            positional = _POSITIONAL.search(before) and not _OPENING_MARK.search(before)
+            if len(words[0]) <= 2 or (positional and not _TITLE_BEFORE.search(before)):
                 continue
         found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
+    for match in _CAMEL.finditer(text):
+        parts = _CAMEL_PARTS.findall(match.group(0))
+        # A one-letter prefix makes a brand of English words (iPhone, eBay, xDoctor).
+        if len(parts[0]) == 1 or any(part.lower() not in known for part in parts):
+            found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
     return found
