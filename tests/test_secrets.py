@@ -6,9 +6,9 @@ import json
 
 import openai
 import pytest
-
 from conftest import ProxyProcess
 from fake_upstream import FakeUpstream
+
 from sanitizers.recognizers.secrets import find_secrets
 
 

@@ -162,6 +162,10 @@ def test_split_policy_parses_with_every_section() -> None:
     ("It has anti-inflammatory action (Altinier et al., 2007).", ["Altinier et al."]),
     ("Physical therapy names include truHealth and xDoctor.", ["truHealth", "xDoctor"]),
     ("Call showDialog when isVisible is set.", []),  # camelCase of English words only
+    ("a social media post about a company called copart that buys cars", ["copart"]),  # a name typed lower-case
+    ("帮我发封英文邮件给koushik，说明时间", ["koushik"]),  # a Latin name inside Chinese text
+    ("I need unqiue keywrds and prioritized listings for my skincare blog", []),  # misspellings and inflections
+    ("Sai quali sono i tempi di spedizione di questo negozio?", []),  # not English: every word looks rare
 ])
 def test_proper_nouns(text: str, found: list[str]) -> None:
     assert [text[d.start:d.end] for d in find_proper_nouns(text)] == found

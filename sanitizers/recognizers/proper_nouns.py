@@ -1,23 +1,30 @@
-"""Capitalized spans the English vocabulary does not know → `PROPER_NOUN` (opt-in: `detection.proper_nouns`).
+"""Words the English vocabulary does not know, in the shapes of names → `PROPER_NOUN` (opt-in:
+`detection.proper_nouns`).
 
 NER models miss rare names, products and small organizations ("Napco", "Waqas", "Cloudflare Workers");
 what they have in common is a capital letter on a word no English dictionary lists. This recognizer
 finds runs of capitalized words (Title, ALLCAPS, CamelCase; joined by spaces and the connectors of names:
 of, the, and, &, de, van, von, der, da, di, du, la, le, al, bin) and keeps a run when at least one of its
-words is outside the vocabulary: the name gazetteer's common words plus the whole-word vocabulary of the
-built-in NER's tokenizer (~22k uncased English words, shipped in the package). It is a high-recall,
-low-precision heuristic (score 0.5): "Module 3: Firewall Rules" is taken for a name, which costs some
-answer quality; enable it where leaking a rare name costs more (see policies/minimal-disclosure.yaml).
+words is outside the vocabulary (below). It is a high-recall, low-precision heuristic (score 0.5): jargon
+and product words ("Kubernetes Setup") are taken for names, which costs some answer quality; enable it
+where leaking a rare name costs more (see policies/minimal-disclosure.yaml).
 
 A single word at the start of a sentence, line or list item is skipped (capitalized by position, not
-by nature), and so are words of one or two letters on their own. Two more shapes are names as well:
-camelCase words with a part outside the vocabulary (`truHealth`, `erxesHQ`, code identifiers), and the
-authors of a citation ("Sakr et al.", reported as PERSON with the "et al.").
+by nature), and so are words of one or two letters on their own. More shapes are names as well:
+camelCase words with a part outside the vocabulary (`truHealth`, `erxesHQ`, code identifiers); the
+authors of a citation ("Sakr et al.", reported as PERSON with the "et al."); and lower-case words of five
+letters or more outside the vocabulary ("copart", "beachandbytes") when the sentence around them is
+English (three words in four known) or mostly another script (a Latin name in Chinese text), and the
+word is neither an inflection of a known word nor one edit away from one (a misspelling).
+
+The vocabulary is SCOWL's 115k lower-case English words (data/english_words.txt.gz) plus the
+gazetteer's common words and the NER tokenizer's whole words.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import re
 from pathlib import Path
@@ -29,6 +36,8 @@ __all__ = ["ENTITY", "find_proper_nouns", "known_words"]
 ENTITY = "PROPER_NOUN"
 SCORE = 0.5
 _TOKENIZER = Path(__file__).resolve().parent.parent / "ner" / "models" / "accurate" / "tokenizer.json"
+# SCOWL's lower-case English words (115k, inflections included; see data/english_words.LICENSE.txt).
+_ENGLISH_WORDS = Path(__file__).resolve().parent / "data" / "english_words.txt.gz"
 _CONNECTORS = frozenset(["of", "the", "and", "&", "de", "van", "von", "der", "da", "di", "du", "la", "le", "al", "bin"])
 _WORD = r"[A-Z][\w&'’-]*(?:\.[A-Za-z][\w&'’-]*)*"
 _SPAN = re.compile(
@@ -41,10 +50,13 @@ _TITLE_BEFORE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|St|Sr|Jr|Rev|Hon|Gen|Capt
 
 @functools.cache
 def known_words() -> frozenset[str]:
-    """Lower-case English words: the gazetteer's common words and the NER tokenizer's whole words."""
+    """Lower-case English words: SCOWL's word list, the gazetteer's common words and the NER tokenizer's
+    whole words."""
     from sanitizers.ner.gazetteer import common_words
 
     words = set(common_words())
+    if _ENGLISH_WORDS.is_file():
+        words.update(gzip.decompress(_ENGLISH_WORDS.read_bytes()).decode("ascii").split())
     if _TOKENIZER.is_file():
         vocab = json.loads(_TOKENIZER.read_text(encoding="utf-8")).get("model", {}).get("vocab", {})
         words.update(word for word in vocab if word.isalpha() and word.isascii())
@@ -63,6 +75,63 @@ _CITATION = re.compile(r"(?<![\w-])[A-Z][\w'’-]+(?:[ \t]+(?:and|&)[ \t]+[A-Z][
 _CAMEL = re.compile(r"(?<![\w@/\\#$-])[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*(?![\w@])")
 _CAMEL_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
+# Lower-case words outside the vocabulary, in English prose: names typed without capitals ("mcdonalds",
+# "beachandbytes", "copart"). Not inside paths, handles, identifiers or calls.
+_LOWER_WORD = re.compile(r"(?<![A-Za-z0-9_@/\\.#$&-])[a-z]{5,}(?![A-Za-z0-9_@/\\(=-])")
+_SENTENCE = re.compile(r"[^.!?\n]+")
+_ALPHA_WORD = re.compile(r"[A-Za-z]+")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+_SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "es", "s", "ly", "ers", "er", "est", "ments", "ment", "ness",
+             "ations", "ation", "able", "ably", "ity", "ful", "less", "ize", "ise", "ized", "ised", "izing", "ising")
+
+
+def _english_form(word: str, known: frozenset[str]) -> bool:
+    """An inflection or derivation of a known word ("forwarding", "rephrased", "unlockable")."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            if stem in known or stem + "e" in known or (stem[-1] == stem[-2:-1] and stem[:-1] in known):
+                return True
+            if stem.endswith("i") and stem[:-1] + "y" in known:  # studies, happily
+                return True
+    return word.startswith(("un", "re", "pre", "non", "over", "under", "mis")) and any(
+        word[len(p):] in known for p in ("un", "re", "pre", "non", "over", "under", "mis") if word.startswith(p))
+
+
+def _typo(word: str, known: frozenset[str]) -> bool:
+    """One edit (delete, insert, replace, swap) away from a known word: a misspelling, not a name."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    for left, right in splits:
+        if right and left + right[1:] in known:
+            return True
+        if len(right) > 1 and left + right[1] + right[0] + right[2:] in known:
+            return True
+        for letter in _ALPHABET:
+            if left + letter + right in known or (right and left + letter + right[1:] in known):
+                return True
+    return False
+
+
+def _rare_lowercase_words(text: str, known: frozenset[str]) -> list[Detection]:
+    found = []
+    for sentence in _SENTENCE.finditer(text):
+        candidates = [m for m in _LOWER_WORD.finditer(sentence.group(0)) if m.group(0) not in known]
+        if not candidates:
+            continue
+        # English prose, or Latin words inside text of another script ("给koushik发邮件"); in a Latin-script
+        # language other than English, or in code, every word looks rare.
+        words = [w.lower() for w in _ALPHA_WORD.findall(sentence.group(0))]
+        other_script = sum(ch.isalpha() and ch > "\u024f" for ch in sentence.group(0))
+        english = len(words) >= 4 and sum(w in known for w in words) >= 0.75 * len(words)
+        if not english and other_script <= sum(map(len, words)):
+            continue
+        for match in candidates:
+            word = match.group(0)
+            # A misspelling is one edit from a word; at five letters nearly every string is, so names win.
+            if not _english_form(word, known) and not (len(word) > 5 and _typo(word, known)):
+                start = sentence.start() + match.start()
+                found.append(Detection(ENTITY, start, start + len(word), SCORE, "ProperNounRecognizer"))
+    return found
 
 
 def find_proper_nouns(text: str) -> list[Detection]:
@@ -88,4 +157,5 @@ def find_proper_nouns(text: str) -> list[Detection]:
         # A one-letter prefix makes a brand of English words (iPhone, eBay, xDoctor).
         if len(parts[0]) == 1 or any(part.lower() not in known for part in parts):
             found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
+    found.extend(_rare_lowercase_words(text, known))
     return found
