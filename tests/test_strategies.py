@@ -162,6 +162,7 @@ def test_split_policy_parses_with_every_section() -> None:
     ("It has anti-inflammatory action (Altinier et al., 2007).", ["Altinier et al."]),
     ("Physical therapy names include truHealth and xDoctor.", ["truHealth", "xDoctor"]),
     ("Call showDialog when isVisible is set.", []),  # camelCase of English words only
+    ("log in as initi_user, not as your_password or max_tokens", ["initi_user"]),  # snake_case likewise
     ("a social media post about a company called copart that buys cars", ["copart"]),  # a name typed lower-case
     ("帮我发封英文邮件给koushik，说明时间", ["koushik"]),  # a Latin name inside Chinese text
     ("I need unqiue keywrds and prioritized listings for my skincare blog", []),  # misspellings and inflections

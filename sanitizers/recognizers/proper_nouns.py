@@ -11,9 +11,9 @@ where leaking a rare name costs more (see policies/minimal-disclosure.yaml).
 
 A single word at the start of a sentence, line or list item is skipped (capitalized by position, not
 by nature), and so are words of one or two letters on their own. More shapes are names as well:
-camelCase words with a part outside the vocabulary (`truHealth`, `erxesHQ`, code identifiers); the
-authors of a citation ("Sakr et al.", reported as PERSON with the "et al."); and lower-case words of five
-letters or more outside the vocabulary ("copart", "beachandbytes") when the sentence around them is
+camelCase and snake_case words with a part outside the vocabulary (`truHealth`, `erxesHQ`,
+`initi_user`: product names and code identifiers); the authors of a citation ("Sakr et al.", reported
+as PERSON with the "et al."); and lower-case words of five letters or more outside the vocabulary ("copart", "beachandbytes") when the sentence around them is
 English (three words in four known) or mostly another script (a Latin name in Chinese text), and the
 word is neither an inflection of a known word nor one edit away from one (a misspelling).
 
@@ -71,9 +71,13 @@ def _unknown(word: str, known: frozenset[str]) -> bool:
 
 # "Altinier et al." and "Smith and Jones et al.": the authors of a cited work, named as such.
 _CITATION = re.compile(r"(?<![\w-])[A-Z][\w'’-]+(?:[ \t]+(?:and|&)[ \t]+[A-Z][\w'’-]+)?[ \t]+et[ \t]+al\.?")
-# camelCase words (`truHealth`, `xDoctor`, `addNewDocumentBufferWindow`): product names and code identifiers.
-_CAMEL = re.compile(r"(?<![\w@/\\#$-])[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*(?![\w@])")
-_CAMEL_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+# Product names and code identifiers: camelCase (`truHealth`, `xDoctor`), snake_case (`uhaul_username`), and
+# PascalCase qualified by a dot (`databinding.ActivityMainBinding`; unqualified ones are capitalized spans).
+_IDENTIFIER = re.compile(
+    r"(?<![\w@/\\#$-])(?:[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*|[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+    r"|(?<=\.)[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?![\w@])"
+)
+_IDENTIFIER_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 _OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
 # Lower-case words outside the vocabulary, in English prose: names typed without capitals ("mcdonalds",
 # "beachandbytes", "copart"). Not inside paths, handles, identifiers or calls.
@@ -152,10 +156,11 @@ def find_proper_nouns(text: str) -> list[Detection]:
             if len(words[0]) <= 2 or (positional and not _TITLE_BEFORE.search(before)):
                 continue
         found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
-    for match in _CAMEL.finditer(text):
-        parts = _CAMEL_PARTS.findall(match.group(0))
+    for match in _IDENTIFIER.finditer(text):
+        parts = _IDENTIFIER_PARTS.findall(match.group(0))
         # A one-letter prefix makes a brand of English words (iPhone, eBay, xDoctor).
-        if len(parts[0]) == 1 or any(part.lower() not in known for part in parts):
+        brand = len(parts[0]) == 1 and match.group(0)[1:2].isupper()
+        if brand or any(len(part) > 2 and part.lower() not in known for part in parts):
             found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
     found.extend(_rare_lowercase_words(text, known))
     return found
