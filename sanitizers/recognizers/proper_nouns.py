@@ -17,15 +17,15 @@ as PERSON with the "et al."); and lower-case words of five letters or more outsi
 English (three words in four known) or mostly another script (a Latin name in Chinese text), and the
 word is neither an inflection of a known word nor one edit away from one (a misspelling).
 
-The vocabulary is SCOWL's 115k lower-case English words (data/english_words.txt.gz) plus the
-gazetteer's common words and the NER tokenizer's whole words.
+The vocabulary is SCOWL's 115k lower-case English words (data/english_words.txt.gz), the gazetteer's
+common words and NRP terms, and data/not_names.txt (months, weekdays, everyday acronyms). The NER
+tokenizer's vocabulary is not used: it holds thousands of names ("mcdonald", "zaragoza").
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import json
 import re
 from pathlib import Path
 
@@ -35,9 +35,10 @@ __all__ = ["ENTITY", "find_proper_nouns", "known_words"]
 
 ENTITY = "PROPER_NOUN"
 SCORE = 0.5
-_TOKENIZER = Path(__file__).resolve().parent.parent / "ner" / "models" / "accurate" / "tokenizer.json"
 # SCOWL's lower-case English words (115k, inflections included; see data/english_words.LICENSE.txt).
 _ENGLISH_WORDS = Path(__file__).resolve().parent / "data" / "english_words.txt.gz"
+# Months, weekdays, contraction stems and everyday acronyms, which SCOWL's lower-case list lacks.
+_NOT_NAMES = Path(__file__).resolve().parent / "data" / "not_names.txt"
 _CONNECTORS = frozenset(["of", "the", "and", "&", "de", "van", "von", "der", "da", "di", "du", "la", "le", "al", "bin"])
 _WORD = r"[A-Z][\w&'’-]*(?:\.[A-Za-z][\w&'’-]*)*"
 _SPAN = re.compile(
@@ -50,16 +51,16 @@ _TITLE_BEFORE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|St|Sr|Jr|Rev|Hon|Gen|Capt
 
 @functools.cache
 def known_words() -> frozenset[str]:
-    """Lower-case English words: SCOWL's word list, the gazetteer's common words and the NER tokenizer's
-    whole words."""
-    from sanitizers.ner.gazetteer import common_words
+    """Lower-case English words: SCOWL's word list, the gazetteer's common words, nationalities, religions
+    and parties (the NER's NRP, not names here), and `data/not_names.txt`."""
+    from sanitizers.ner.gazetteer import common_words, nrp_words
 
     words = set(common_words())
-    if _ENGLISH_WORDS.is_file():
-        words.update(gzip.decompress(_ENGLISH_WORDS.read_bytes()).decode("ascii").split())
-    if _TOKENIZER.is_file():
-        vocab = json.loads(_TOKENIZER.read_text(encoding="utf-8")).get("model", {}).get("vocab", {})
-        words.update(word for word in vocab if word.isalpha() and word.isascii())
+    words.update(gzip.decompress(_ENGLISH_WORDS.read_bytes()).decode("ascii").split())
+    words.update(nrp_words())
+    for line in _NOT_NAMES.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            words.update(line.split())
     return frozenset(words)
 
 
