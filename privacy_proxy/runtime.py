@@ -53,6 +53,7 @@ def detector_settings(policy: Policy) -> DetectorSettings:
         chunk_chars=detection.chunk_chars,
         chunk_overlap=detection.chunk_overlap,
         proper_nouns=detection.proper_nouns,
+        east_asian=detection.east_asian,
         secrets=detection.secrets,
     )
 

@@ -8,7 +8,8 @@ Steps per segment (each documented where it lives):
 2. chunk — long text is cut into overlapping windows so every step stays linear;
 3. patterns — regexes with validators and context words (`sanitizers.recognizers`);
 4. NER — the policy's model (`sanitizers.ner.loader`), plus the name/NRP gazetteers (and, opt-in, the
-   proper-noun heuristic of `sanitizers.recognizers.proper_nouns`);
+   proper-noun heuristic of `sanitizers.recognizers.proper_nouns` and the CJK rules of
+   `sanitizers.recognizers.east_asian`);
 5. merge — same-type overlapping model spans are united (a name half-found is a name leaked),
    spans without letters are dropped, thresholds, entity filter and allow list applied;
 6. stitch — matches a chunk edge cut in two are dropped in favour of the whole one.
@@ -34,6 +35,7 @@ from sanitizers.ner.postprocess import drop_nrp_conflicts, join_addresses  # noq
 from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
 from sanitizers.recognizers import PatternTier  # noqa: E402
 from sanitizers.recognizers.proper_nouns import ENTITY as PROPER_NOUN  # noqa: E402
+from sanitizers.recognizers.east_asian import find_east_asian_entities  # noqa: E402
 from sanitizers.recognizers.proper_nouns import find_proper_nouns  # noqa: E402
 from sanitizers.recognizers.secrets import find_secrets  # noqa: E402
 from sanitizers.recognizers.supplementary import SUPPLEMENTARY  # noqa: E402
@@ -66,6 +68,8 @@ class DetectorSettings:
     chunk_overlap: int = 100
     # Capitalized words outside the English vocabulary → PROPER_NOUN (sanitizers.recognizers.proper_nouns).
     proper_nouns: bool = False
+    # Names in Chinese, Japanese and Korean text → PERSON / LOCATION / ORGANIZATION (sanitizers.recognizers.east_asian).
+    east_asian: bool = False
     # Passwords, API keys, tokens and the user names beside them → SECRET / USERNAME (recognizers.secrets).
     secrets: bool = True
 
@@ -201,6 +205,9 @@ class Detector:
         found = join_addresses(drop_nrp_conflicts(found, chunk, nrp_words()), chunk)
         if self.settings.proper_nouns and (not self.entities or PROPER_NOUN in self.entities):
             detections.extend(d for d in find_proper_nouns(chunk) if chunk[d.start:d.end].casefold() not in self.allow)
+        if self.settings.east_asian:
+            detections.extend(d for d in find_east_asian_entities(chunk)
+                              if (not self.entities or d.entity in self.entities) and chunk[d.start:d.end].casefold() not in self.allow)
         for span, source in _union_same_entity(found):
             value = chunk[span.start : span.end]
             # Digits or punctuation alone are never a name, place or organization ("PERSON: 1985").

@@ -184,6 +184,9 @@ class DetectionSettings(Strict):
     chunk_overlap: int = Field(100, ge=0)
     # Capitalized words no English vocabulary lists → PROPER_NOUN (high recall, low precision; off by default).
     proper_nouns: bool = False
+    # Names, places, organizations and addresses in Chinese, Japanese and Korean text (plus capitalized Greek /
+    # Cyrillic names and non-Latin name fields) → PERSON / LOCATION / ORGANIZATION (rule-based; off by default).
+    east_asian: bool = False
     # Passwords, API keys and tokens (and the user names assigned beside them) → SECRET / USERNAME.
     secrets: bool = True
 
