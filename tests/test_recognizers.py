@@ -370,6 +370,14 @@ def test_thread_safe(tiers) -> None:  # type: ignore[no-untyped-def]
         assert list(pool.map(tier.analyze, texts * 2)) == expected * 2
 
 
+def test_trigger_symbols_at_the_text_edges(tiers, presidio) -> None:  # type: ignore[no-untyped-def]
+    """A trigger symbol first or last in the text (no character before or after it) sets its groups off."""
+    for text in ("::1", "::1 is home", "see ::", "::", "@", ".", ":", "2/8/1935", "born 2/8/1935", "2/8/1935:"):
+        theirs = {(r.entity_type, r.start, r.end) for r in presidio.analyze(text, language="en") if r.score >= THRESHOLD}
+        ours = {(d.entity, d.start, d.end) for d in tiers["en"].analyze(text) if d.score >= THRESHOLD}
+        assert ours == theirs, text
+
+
 def test_empty_and_plain_texts(tiers) -> None:  # type: ignore[no-untyped-def]
     assert tiers["en"].analyze("") == []
     assert tiers["en"].analyze("Nothing private in this sentence at all.") == []

@@ -80,13 +80,13 @@ class _Finder:
                 for start, end, before in runs:
                     if any(end - start >= k and (member is None or member[before]) for k, member in self.digits):
                         found.append((start, end))
-        # Most texts hold none of a trigger's characters: a set test first.
-        if self.symbols and not occurrences.characters().isdisjoint(self.chars):
+        if self.symbols:
+            ordered = len(found)  # the digit runs' spans are in order
             for chars, before, after in self.symbols:
-                for char in chars:
+                for char in chars:  # positions are listed once per text and character (one str.find when absent)
                     found.extend((p, p + 1) for p, b, a in occurrences.positions(char)
                                  if (before is None or before[b]) and (after is None or after[a]))
-            if self.digits or len(self.symbols) > 1 or len(self.chars) > 1:
+            if len(found) > ordered and (self.digits or len(self.symbols) > 1 or len(self.chars) > 1):
                 found = sorted(set(found))
         return found
 

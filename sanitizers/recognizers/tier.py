@@ -223,9 +223,10 @@ class PatternTier:
         # A digit run longer than every atom's minimum triggers what the longest minimum triggers.
         self._longest_needed = max((k for finder in groups for k, _ in finder.digits), default=0)
         # Which groups one trigger occurrence sets off depends only on its neighbourhood: a symbol on
-        # (symbol, character before, character after), a digit run on (length, character before).
+        # the characters before and after it (text[p - 1 : p + 2]; a tuple at the text's start), a
+        # digit run on (length, character before).
         # Filled on first sight of each neighbourhood; shared by all texts (single dict operations).
-        self._groups_at: dict[tuple[Any, str, str], tuple[int, ...]] = {}
+        self._groups_at: dict[Any, tuple[int, ...]] = {}
         self._phone_index = next((i for i in self._active if self.recognizers[i].kind == "phone"), None)
 
     def analyze(self, text: str) -> list[Detection]:
@@ -278,30 +279,35 @@ class PatternTier:
         """The groups whose trigger occurs in `text`, in group order."""
         triggered: set[int] = set()
         groups_at = self._groups_at
-        if self._trigger_positions is not None and not occurrences.characters().isdisjoint(self._trigger_chars):
-            for match in self._trigger_positions.finditer(text):
-                position = match.start()
-                key = (text[position], text[position - 1] if position else "", text[position + 1 : position + 2])
+        if self._trigger_positions is not None:
+            # One lookup per distinct neighbourhood, kept as one string (before, symbol, after): far
+            # fewer than occurrences ("User:" on every line). Position 0 has no character before it.
+            around = {text[m.start() - 1 : m.start() + 2] for m in self._trigger_positions.finditer(text, 1)}
+            if text[0] in self._trigger_chars:
+                key = ("", text[0], text[1:2])
                 found = groups_at.get(key)
+                triggered.update(found if found is not None else self._remember(key, self._symbol_groups(*key)))
+            for piece in around:
+                found = groups_at.get(piece)
                 if found is None:
-                    found = self._remember(key, self._symbol_groups(*key))
+                    found = self._remember(piece, self._symbol_groups(piece[0], piece[1], piece[2:]))
                 triggered.update(found)
         if self._longest_needed:
-            for start, end, before in occurrences.digit_runs():
-                key = (min(end - start, self._longest_needed), before, "")
+            longest = self._longest_needed
+            for key in {(min(end - start, longest), before) for start, end, before in occurrences.digit_runs()}:
                 found = groups_at.get(key)
                 if found is None:
-                    found = self._remember(key, self._digit_groups(key[0], before))
+                    found = self._remember(key, self._digit_groups(*key))
                 triggered.update(found)
         return sorted(triggered)
 
-    def _remember(self, key: tuple[Any, str, str], groups: tuple[int, ...]) -> tuple[int, ...]:
+    def _remember(self, key: Any, groups: tuple[int, ...]) -> tuple[int, ...]:
         if len(self._groups_at) > 100_000:  # neighbourhoods are few in practice; stay bounded anyway
             self._groups_at.clear()
         self._groups_at[key] = groups
         return groups
 
-    def _symbol_groups(self, char: str, before: str, after: str) -> tuple[int, ...]:
+    def _symbol_groups(self, before: str, char: str, after: str) -> tuple[int, ...]:
         return tuple(
             number for number, (finder, _) in enumerate(self._groups)
             if any(char in chars and (precede is None or precede[before]) and (follow is None or follow[after])
