@@ -167,6 +167,8 @@ def test_split_policy_parses_with_every_section() -> None:
     ("帮我发封英文邮件给koushik，说明时间", ["koushik"]),  # a Latin name inside Chinese text
     ("I need unqiue keywrds and prioritized listings for my skincare blog", []),  # misspellings and inflections
     ("Sai quali sono i tempi di spedizione di questo negozio?", []),  # not English: every word looks rare
+    ("a commercial for a company called tech stop, that is local", ["tech stop"]),  # the text says it is a name
+    ("I was called to the bar by the so-called experts", []),
 ])
 def test_proper_nouns(text: str, found: list[str]) -> None:
     assert [text[d.start:d.end] for d in find_proper_nouns(text)] == found

@@ -15,7 +15,8 @@ camelCase and snake_case words with a part outside the vocabulary (`truHealth`, 
 `initi_user`: product names and code identifiers); the authors of a citation ("Sakr et al.", reported
 as PERSON with the "et al."); and lower-case words of five letters or more outside the vocabulary ("copart", "beachandbytes") when the sentence around them is
 English (three words in four known) or mostly another script (a Latin name in Chinese text), and the
-word is neither an inflection of a known word nor one edit away from one (a misspelling).
+word is neither an inflection of a known word nor one edit away from one (a misspelling). Last, what
+the text itself calls a name, in any case: "a company called tech stop", "its name is …".
 
 The vocabulary is SCOWL's 115k lower-case English words (data/english_words.txt.gz), the gazetteer's
 common words and NRP terms, and data/not_names.txt (months, weekdays, everyday acronyms). The NER
@@ -79,6 +80,15 @@ _IDENTIFIER = re.compile(
     r"|(?<=\.)[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?![\w@])"
 )
 _IDENTIFIER_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+# "a company called tech stop", "my blog, its name is attakhsis": whatever the text says is a name is one,
+# written in any case; it runs to punctuation or a word that continues the sentence.
+_NAMED = re.compile(
+    r"(?i)(?<![\w-])(?:called|named|name\s+is|known\s+as|trading\s+as|brand)\s+[\"“'‘]?"
+    r"(?!(?:a|an|the|my|your|our|his|her|their|its|this|that|it|me|him|them|us|you|after|by|for|to|in|on|at|into"
+    r"|upon|out|up|off|back|so|as|not)\b)"
+    r"(?P<name>[\w&'’.-]+(?:[ \t]+(?!(?:that|which|who|and|or|is|are|was|in|at|for|with|to|from|located|based|on|by|of)\b)[\w&'’.-]+){0,3})"
+    r"(?=[\"”'’]?(?:[\s,.;:!?)]|$))"
+)
 _OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
 # Lower-case words outside the vocabulary, in English prose: names typed without capitals ("mcdonalds",
 # "beachandbytes", "copart"). Not inside paths, handles, identifiers or calls.
@@ -164,4 +174,9 @@ def find_proper_nouns(text: str) -> list[Detection]:
         if brand or any(len(part) > 2 and part.lower() not in known for part in parts):
             found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
     found.extend(_rare_lowercase_words(text, known))
-    return found
+    for match in _NAMED.finditer(text):
+        name = match.group("name").rstrip(".’'")
+        if any(ch.isalpha() for ch in name):
+            start = match.start("name")
+            found.append(Detection(ENTITY, start, start + len(name), SCORE, "ProperNounRecognizer"))
+    return list(dict.fromkeys(found))  # one span found by two rules is one detection
