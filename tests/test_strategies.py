@@ -169,6 +169,8 @@ def test_split_policy_parses_with_every_section() -> None:
     ("Sai quali sono i tempi di spedizione di questo negozio?", []),  # not English: every word looks rare
     ("a commercial for a company called tech stop, that is local", ["tech stop"]),  # the text says it is a name
     ("I was called to the bar by the so-called experts", []),
+    ('creating "Lost Bubble" and the research group “Near Crisis Project” at USC',
+     ["USC", "Lost Bubble", "Near Crisis Project"]),
 ])
 def test_proper_nouns(text: str, found: list[str]) -> None:
     assert [text[d.start:d.end] for d in find_proper_nouns(text)] == found

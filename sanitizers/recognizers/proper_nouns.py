@@ -16,7 +16,8 @@ camelCase and snake_case words with a part outside the vocabulary (`truHealth`, 
 as PERSON with the "et al."); and lower-case words of five letters or more outside the vocabulary ("copart", "beachandbytes") when the sentence around them is
 English (three words in four known) or mostly another script (a Latin name in Chinese text), and the
 word is neither an inflection of a known word nor one edit away from one (a misspelling). Last, what
-the text itself calls a name, in any case: "a company called tech stop", "its name is …".
+the text itself calls a name, in any case ("a company called tech stop", "its name is …"), and quoted
+Title-Case phrases of two to five words ("Lost Bubble", “Near Crisis Project”).
 
 The vocabulary is SCOWL's 115k lower-case English words (data/english_words.txt.gz), the gazetteer's
 common words and NRP terms, and data/not_names.txt (months, weekdays, everyday acronyms). The NER
@@ -88,6 +89,10 @@ _NAMED = re.compile(
     r"|upon|out|up|off|back|so|as|not)\b)"
     r"(?P<name>[\w&'’.-]+(?:[ \t]+(?!(?:that|which|who|and|or|is|are|was|in|at|for|with|to|from|located|based|on|by|of)\b)[\w&'’.-]+){0,3})"
     r"(?=[\"”'’]?(?:[\s,.;:!?)]|$))"
+)
+# A quoted Title-Case phrase names a thing (a game, a project, a product): "Sultan Bubble", “Near Crisis Project”.
+_QUOTED_TITLE = re.compile(
+    r"(?<=[\"“‘'])(?P<name>[A-Z][\w&'’-]*(?:[ \t]+(?:(?:of|the|and|&|de|la|for|in|on)[ \t]+)?[A-Z][\w&'’-]*){1,4})(?=[\"”’'])"
 )
 _OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
 # Lower-case words outside the vocabulary, in English prose: names typed without capitals ("mcdonalds",
@@ -179,4 +184,6 @@ def find_proper_nouns(text: str) -> list[Detection]:
         if any(ch.isalpha() for ch in name):
             start = match.start("name")
             found.append(Detection(ENTITY, start, start + len(name), SCORE, "ProperNounRecognizer"))
+    for match in _QUOTED_TITLE.finditer(text):
+        found.append(Detection(ENTITY, match.start(), match.end(), SCORE, "ProperNounRecognizer"))
     return list(dict.fromkeys(found))  # one span found by two rules is one detection
