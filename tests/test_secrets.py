@@ -24,6 +24,8 @@ def found(text: str) -> list[tuple[str, str]]:
     ("DB_PASSWORD=Tr0ub4dor&3 npm start", [("SECRET", "Tr0ub4dor&3")]),
     ("LOAD DATABASE FROM mysql://ariel:s3cr3t@db.internal/app", [("SECRET", "s3cr3t"), ("USERNAME", "ariel")]),
     ("my wifi password: Hunter2!", [("SECRET", "Hunter2!")]),
+    ('curl -d "client_id=1000.0SRSZSY37WMZ69405H3" -d "code=1000.dd7e47321d48b8a7e312e3d6"',
+     [("SECRET", "1000.0SRSZSY37WMZ69405H3"), ("SECRET", "1000.dd7e47321d48b8a7e312e3d6")]),
     ("key AKIAIOSFODNN7EXAMPLE and ghp_" + "a" * 36, [("SECRET", "AKIAIOSFODNN7EXAMPLE"), ("SECRET", "ghp_" + "a" * 36)]),
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----",
      [("SECRET", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----")]),
@@ -40,6 +42,7 @@ def test_credentials_are_found(text: str, expected: list[tuple[str, str]]) -> No
     "User: hello there",  # a chat transcript
     "Secret: the key to success is patience.",  # prose, not a password
     "The password policy needs 12 characters.",
+    '{"state": "California", "code": "print(x)", "zip_code": "94103"}',  # short or plain values
 ])
 def test_not_credentials(text: str) -> None:
     assert found(text) == []

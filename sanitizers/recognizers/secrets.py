@@ -8,7 +8,8 @@ a leaked credential is worse than a leaked name: it opens an account. Two kinds 
   Slack `xox?-`, Google `AIza`, Stripe `sk_live_`, JSON Web Tokens, PEM private-key blocks);
 - the name it is assigned to (`password`, `secret`, `token`, `api_key`, … and `user`/`username`/`login`),
   in code (`name = "value"`, `"name": "value"`), in env files (`NAME=value`) and in URLs
-  (`scheme://user:password@host`). Only the value is reported, so the code around it still reads.
+  (`scheme://user:password@host`); for one-time codes and client or session ids (`code=`, `client_id=`,
+  `session_id`) only a long opaque value. Only the value is reported, so the code around it still reads.
 
 On by default (`detection.secrets`); the values are high-precision shapes, so the cost on ordinary
 prose is nil.
@@ -64,6 +65,12 @@ _ENV_ASSIGNMENT = re.compile(
 _LABELLED = re.compile(
     rf"(?i)(?<![A-Za-z])(?P<name>{_SECRET_NAMES})\s{{0,3}}[:=]\s{{0,3}}(?P<value>(?=[^\s\"']*[\d@#$%^&*!?])[^\s\"',;]{{3,200}})"
 )
+# One-time codes and client or session ids (`code=1000.dd7e…`, `client_id=…`, `"session_id": "…"`): the
+# names are common words, so only long opaque values (letters and digits, 16+ characters) count.
+_OPAQUE_ASSIGNMENT = re.compile(
+    r"(?i)(?<![a-z0-9_])(?P<name>client_?id|(?:auth(?:orization)?_?)?code|session_?id|sid|nonce|state|sig(?:nature)?)"
+    r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?P<value>(?=[^\s\"'&]*\d)(?=[^\s\"'&]*[a-z])[a-z0-9._~+/=-]{16,512})"
+)
 _URL_CREDENTIALS = re.compile(
     r"(?i)\b[a-z][a-z0-9+.-]{1,20}://(?P<user>[^\s:/@\"'<>]{1,64}):(?P<password>[^\s/@\"'<>]{1,128})@"
 )
@@ -90,7 +97,7 @@ def find_secrets(text: str) -> list[Detection]:
         found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.9, RECOGNIZER)
     for match in _PRIVATE_KEY.finditer(text):
         found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.95, RECOGNIZER)
-    for pattern in (_QUOTED_ASSIGNMENT, _ENV_ASSIGNMENT, _LABELLED):
+    for pattern in (_QUOTED_ASSIGNMENT, _ENV_ASSIGNMENT, _LABELLED, _OPAQUE_ASSIGNMENT):
         for match in pattern.finditer(text):
             kind = "USERNAME" if _USER.match(match.group("name")) else "SECRET"
             detection = _value(kind, match.start("value"), match.end("value"), match.group("value"))
