@@ -34,7 +34,6 @@ from sanitizers.ner.loader import load_ner  # noqa: E402
 from sanitizers.ner.postprocess import drop_nrp_conflicts, join_addresses  # noqa: E402
 from sanitizers.recognizers import CustomSpec as CustomRecognizer  # noqa: E402
 from sanitizers.recognizers import PatternTier  # noqa: E402
-from sanitizers.recognizers.proper_nouns import ENTITY as PROPER_NOUN  # noqa: E402
 from sanitizers.recognizers.east_asian import find_east_asian_entities  # noqa: E402
 from sanitizers.recognizers.proper_nouns import find_proper_nouns  # noqa: E402
 from sanitizers.recognizers.secrets import find_secrets  # noqa: E402
@@ -192,10 +191,16 @@ class Detector:
         found = [Detection(entity, start, end, score, recognizer) for (entity, start, end), (score, recognizer) in best.items()]
         return tuple(sorted(found, key=lambda d: (d.start, -d.end, d.entity)))
 
+    def _wanted(self, detection: Detection, chunk: str) -> bool:
+        """The policy's entity filter and allow list, for the recognizers outside the pattern tier."""
+        if self.entities and detection.entity not in self.entities:
+            return False
+        return chunk[detection.start:detection.end].casefold() not in self.allow
+
     def _detect_chunk(self, chunk: str, model: NerModel | None) -> list[Detection]:
         detections = list(self.patterns.analyze(chunk))
         if self.settings.secrets:
-            detections.extend(d for d in find_secrets(chunk) if not self.entities or d.entity in self.entities)
+            detections.extend(d for d in find_secrets(chunk) if self._wanted(d, chunk))
         found: list[tuple[NerSpan, str]] = []
         if model is not None:
             with self._model_locks[id(model)]:
@@ -203,11 +208,10 @@ class Detector:
         if self.gazetteer is not None:
             found.extend((span, self.gazetteer.name) for span in self.gazetteer.predict(chunk))
         found = join_addresses(drop_nrp_conflicts(found, chunk, nrp_words()), chunk)
-        if self.settings.proper_nouns and (not self.entities or PROPER_NOUN in self.entities):
-            detections.extend(d for d in find_proper_nouns(chunk) if chunk[d.start:d.end].casefold() not in self.allow)
+        if self.settings.proper_nouns:
+            detections.extend(d for d in find_proper_nouns(chunk) if self._wanted(d, chunk))
         if self.settings.east_asian:
-            detections.extend(d for d in find_east_asian_entities(chunk)
-                              if (not self.entities or d.entity in self.entities) and chunk[d.start:d.end].casefold() not in self.allow)
+            detections.extend(d for d in find_east_asian_entities(chunk) if self._wanted(d, chunk))
         for span, source in _union_same_entity(found):
             value = chunk[span.start : span.end]
             # Digits or punctuation alone are never a name, place or organization ("PERSON: 1985").
