@@ -409,3 +409,165 @@ def test_policy_thresholds_prune_only_what_could_never_pass() -> None:
     assert [d.entity for d in pruned.analyze(weak)] == ["US_ITIN"]
     for text in texts:
         assert passing(pruned, text) == passing(full, text), text
+
+
+def test_anchored_patterns_on_windows_and_whole(tiers) -> None:  # type: ignore[no-untyped-def]
+    """Patterns with an anchor find the same matches on windows as on a whole scan, and skip texts without it."""
+    patterns = [p for r in tiers["all"].recognizers for p, _ in r.patterns if p.anchor is not None]
+    assert {p.anchor for p in patterns} >= {"9", "-", "/", ".", ":"}  # ITIN, SSN, dates, IPs, URLs
+    saved = {id(p): (p.chars_per_window, p.anchors_per_window) for p in patterns}
+    texts = random_texts(13, 250) + list(HAND_TEXTS) + ["ITIN 912-70-1234 and 912 70 1234", "no anchor here 1234"]
+    try:
+        for windows in (True, False):
+            for pattern in patterns:
+                pattern.chars_per_window, pattern.anchors_per_window = (0, 0) if windows else (10**9, 10**9)
+            for text in texts:
+                occurrences = Occurrences(text)
+                for pattern in patterns:
+                    expected = [m.span() for m in pattern.compiled.finditer(text)]
+                    assert [m.span() for m in pattern.matches(text, occurrences)] == expected, (pattern.source, text)
+    finally:
+        for pattern in patterns:
+            pattern.chars_per_window, pattern.anchors_per_window = saved[id(pattern)]
+
+
+def test_shape_anchor_and_follow() -> None:
+    assert analyze_shape(r"\b9\d{2}[- ]\d{2}[- ]\d{4}\b", 26).anchor == "9"
+    assert analyze_shape(r"\b(\d{1,2}|[a-z]{3})/\d{4}\b", 26).anchor == "/"  # after a bounded branch
+    assert analyze_shape(r"\b(?:\d{3}-|\d{4}/)\d{4}\b", 26).anchor is None  # branches differ
+    assert analyze_shape(r"(?:\d{2}-){3}", 26).anchor is None  # not looked for inside repeats
+    assert analyze_shape(r"\w+@\w+", 26).anchor is None  # unbounded offset
+    assert analyze_shape(r"x\d{4}", 26).anchor is None  # letters may be case-folded
+    # The ":" ending one repetition is followed by the next one's hex digit, or by the final ":".
+    (atom,) = analyze_shape(r"(?:[0-9a-f]{1,4}:){2,7}:", 0).trigger
+    assert atom.chars == {":"} and atom.follow is not None and atom.open_follow is None
+    assert WindowedPattern(r"(?:[0-9a-f]{1,4}:){2,7}:", 0).matches("she wrote: hi", Occurrences("she wrote: hi")) == []
+    (atom,) = analyze_shape(r"\d+:", 0).trigger  # last in the match: anything may follow
+    assert atom.follow is None and atom.open_follow is None
+
+
+def test_window_skips_short_isolated_triggers() -> None:
+    """A trigger with no alphabet character on either side and shorter than a match is skipped without
+    looking up its run; matches that do reach past it are still found."""
+    pattern = WindowedPattern(r"(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,59}", 26)
+    pattern.chars_per_window = 0
+    for text in ("room 12, floor 3, 1990 (21)", "wallet 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 or 3 1",
+                 "x" * 40 + " 1" + "a" * 30 + " 7"):
+        expected = [m.span() for m in pattern.compiled.finditer(text)]
+        assert [m.span() for m in pattern.matches(text, Occurrences(text))] == expected, text
+
+
+# --- phone numbers: generated differential test against PhoneRecognizer ---------------------------
+
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "ES", "IT", "CH", "AU", "JP", "MX", "RU", "NL")
+_PHONE_SEPARATORS = (" ", "-", ".", " - ", "/", "", "", " ", "\u00a0", "\u2013", "\uff0d", "  ", "(", ")")
+_PHONE_EXTENSIONS = (" ext. 12", " x12", "x1234", " #45", ";ext=7", ",12", " anexo 3", " ext 9999", " int 5", " X 77",
+                     "~8")
+_PHONE_AROUND = ("call ", "tel:", "phone: ", "$", "€", "%", "#", "ID", "abc", "def", "x", "(", ")", "[", "]", "+", "＋",
+                 "/", "-", ".", ":", "\n", " ", "  ", "é", "ß", "日", "№", "on 2/8/1935 ", "at 10:30", " 211-227 (2003)",
+                 "2012-01-02 08:00", ":30", ":5", "page 12-34 (5", "USD 1,234,567.89", "12/03/2021", "31/10/96", "v2.3.4")
+
+
+def phone_texts(seed: int, count: int) -> list[str]:
+    """Texts dense with phone-like strings: libphonenumber's example numbers of many regions in
+    national, international and E.164 format (regrouped, prefixed, mutated), random digit groups,
+    extensions, dates, times, page ranges, prices, letters glued on, other scripts' digits, '＋'."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    rng = random.Random(seed)
+    types = (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE, PhoneNumberType.VOIP)
+    formats = (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.E164)
+
+    def regroup(digits: str) -> str:
+        out, i = "", 0
+        while i < len(digits):
+            step = rng.randint(1, 5)
+            out += (rng.choice(_PHONE_SEPARATORS) if out else "") + digits[i : i + step]
+            i += step
+        return out
+
+    def mutate(text: str) -> str:
+        chars = list(text)
+        for _ in range(rng.choice((0, 0, 1, 2))):
+            digits = [i for i, c in enumerate(chars) if c.isdigit()]
+            if not digits:
+                break
+            i, action = rng.choice(digits), rng.random()
+            if action < 0.5:
+                chars[i] = rng.choice("0123456789")
+            elif action < 0.7:
+                del chars[i]
+            else:
+                chars.insert(i, rng.choice("0123456789") if action < 0.85 else rng.choice(_PHONE_SEPARATORS))
+        return "".join(chars)
+
+    def piece() -> str:
+        kind = rng.random()
+        if kind < 0.45:
+            number = phonenumbers.example_number_for_type(rng.choice(_PHONE_REGIONS), rng.choice(types))
+            number = number or phonenumbers.example_number("US")
+            text = phonenumbers.format_number(number, rng.choice(formats))
+            if rng.random() < 0.2:
+                code = str(number.country_code)
+                text = rng.choice(("", "0", f"+{code} ", f"00{code}", f"011 {code} ", "(0)", "+0", "+", "0049 ")) + regroup(
+                    phonenumbers.national_significant_number(number))
+        elif kind < 0.7:
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 16)))
+            text = rng.choice(("", "", "+", "0", "00", "+1 ", "1-", "(", "+44 (0)", "+49 ", "0 ")) + regroup(digits)
+        elif kind < 0.8:
+            text = rng.choice(("212-555-0143", "(212) 555-0143", "415.555.0199", "030 1234567", "01 23 45 67 89",
+                               "07700 900123", "+972-2-123-4567", "022 2345 6789", "(11) 98765-4321", "1-800-555-0199"))
+        else:
+            text = "".join(rng.choice("0123456789 -./()") for _ in range(rng.randint(4, 24)))
+        text = mutate(text)
+        if rng.random() < 0.2:
+            text += rng.choice(_PHONE_EXTENSIONS)
+        if rng.random() < 0.1:
+            zero = ord(rng.choice(("\u0660", "\u06f0", "\u0966", "\uff10", "\u09e6")))
+            text = "".join(chr(zero + int(c)) if c.isascii() and c.isdigit() and rng.random() < 0.8 else c for c in text)
+        if rng.random() < 0.1:
+            text = text.replace("+", "\uff0b")
+        return text
+
+    glues = ("", " ", " ", ", ", "\n", " / ", "; ")
+    return [rng.choice(glues).join(piece() if rng.random() < 0.6 else rng.choice(_PHONE_AROUND)
+                                   for _ in range(rng.randint(1, 5)))
+            for _ in range(count)]
+
+
+def assert_phone_parity(texts: list[str], finder: PhoneFinder) -> int:
+    """Same (start, end, score) set as PhoneRecognizer after its duplicate removal; returns how many
+    texts held a phone number."""
+    reference, held = PhoneRecognizer(), 0
+    for text in texts:
+        theirs = {(r.start, r.end, r.score) for r in reference.analyze(text, None)}
+        assert {(s, e, 0.4) for s, e in phone_spans(finder.find(text))} == theirs, text
+        held += bool(theirs)
+    return held
+
+
+def test_phone_numbers_are_presidios_on_generated_texts() -> None:
+    texts = phone_texts(17, 1500) + [
+        # After '+', a 0 may begin the region's international prefix: the outcome depends on the region.
+        "+011 44 20 7946 0958", "+0049 30 1234567", "call +011 1 212 555 0143 or +00 44 20 7946 0958",
+        "x ＋0049 30 1234567 and +٠٠٤٩ 30 1234567", "+0 212 555 0143",
+    ]
+    assert assert_phone_parity(texts, PhoneFinder(memo_size=0)) > 700
+    assert assert_phone_parity(texts[:300], PhoneFinder()) > 100  # memo on: outcomes shared across texts
+
+
+def test_phone_tries_run_out_as_presidios() -> None:
+    """The matcher gives up on a text after 65535 failed attempts per region; so does the finder."""
+    numbers = "call 212-555-0143 or +44 20 7946 0958 or 030 1234567"
+    assert assert_phone_parity(["1a " * 65534 + numbers], PhoneFinder(memo_size=0)) == 1  # the last try finds one
+    assert assert_phone_parity(["1a " * 65535 + numbers], PhoneFinder(memo_size=0)) == 0
+
+
+@pytest.mark.extended
+def test_phone_numbers_are_presidios_on_generated_texts_extended() -> None:
+    assert assert_phone_parity(phone_texts(23, 30000), PhoneFinder()) > 15000
+    # Tries running out inside a candidate's inner attempts ("1-1 1a": three tries each).
+    numbers = "call 212-555-0143 or +44 20 7946 0958 or 030 1234567"
+    for count in (21844, 21845):
+        assert_phone_parity(["1-1 1a " * count + numbers], PhoneFinder(memo_size=0))

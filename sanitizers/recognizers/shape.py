@@ -9,7 +9,9 @@
 * **alphabet** — regex source of a class holding every character a match can consume (look-around
   contents excluded); ``None`` when that is any character;
 * **first** — the class of a match's first character; **needs_letter** / **needs_digit**, and
-  **digit_count**, the fewest digits a match holds.
+  **digit_count**, the fewest digits a match holds;
+* **anchor** — an ASCII non-letter every match holds within a bounded distance of its start: `regex`
+  then looks for that character instead of trying every position, so whole scans are cheap.
 
 The analysis uses the stdlib parser (`re._parser`); the patterns here are written in the common
 subset of `re` and `regex`. Syntax outside the model (or that the stdlib reads differently, such as
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 try:  # Python ≥ 3.11 keeps the parser private; older versions expose it as sre_parse.
@@ -48,6 +50,7 @@ _ANY = "(?s:.)"  # a character-class set that could be anything
 # (years, amounts), long ones and '@' are rare; a neighbour condition rules out most occurrences.
 _DIGIT_COST = {1: 10, 2: 8, 3: 6, 4: 5, 5: 3, 6: 3, 7: 3}
 _CHAR_COST = {"@": 1, ":": 2, "#": 2, "/": 3, "_": 3, "+": 3, "=": 3, "-": 5, ".": 5, ",": 7}
+_ANCHOR_REACH = 16  # farthest offset of an anchor from a match's start (regex's own search is bounded too)
 
 
 class ShapeError(ValueError):
@@ -63,6 +66,9 @@ class Atom:
     precede: str | None = None
     chars: frozenset[str] = frozenset()
     follow: str | None = None
+    # During the analysis only: the symbol may be the last character of the subpattern read so far;
+    # these class items can follow it inside it, and what follows the subpattern is still to come.
+    open_follow: frozenset[str] | None = None
 
     def cost(self) -> int:
         if self.digits:
@@ -77,8 +83,20 @@ class Atom:
         """Every occurrence of `other` is one of this atom's."""
         if self.digits:
             return bool(other.digits) and other.digits >= self.digits and self.precede in (None, other.precede)
-        return (not other.digits and other.chars <= self.chars and self.follow in (None, other.follow)
+        # An open follow may still narrow: only the same open follow covers it.
+        follow_covers = (self.follow is None and self.open_follow is None
+                         or (self.follow, self.open_follow) == (other.follow, other.open_follow))
+        return (not other.digits and other.chars <= self.chars and follow_covers
                 and self.precede in (None, other.precede))
+
+    def followed_by(self, items: set[str], settled: bool) -> Atom:
+        """An open atom with `items` able to follow it too; `settled`: nothing else can."""
+        if self.open_follow is None:
+            return self
+        found = self.open_follow | items
+        if settled:
+            return replace(self, follow=class_source(set(found)) if found else None, open_follow=None)
+        return replace(self, open_follow=found)
 
 
 Trigger = frozenset  # of Atom: every match holds an occurrence of one of them
@@ -91,6 +109,12 @@ def _cost(trigger: Trigger) -> int:
 def _union(a: Trigger, b: Trigger) -> Trigger:
     atoms = a | b
     return frozenset(x for x in atoms if not any(y != x and y.covers(x) for y in atoms))
+
+
+def _followed_by(trigger: Trigger | None, items: set[str], settled: bool) -> Trigger | None:
+    if not trigger or all(atom.open_follow is None for atom in trigger):
+        return trigger
+    return frozenset(atom.followed_by(items, settled) for atom in trigger)
 
 
 def _best(*triggers: Trigger | None) -> Trigger | None:
@@ -145,6 +169,7 @@ class _Info:
     needs_letter: bool = False
     needs_digit: bool = False
     digit_count: int = 0  # digits every match holds, at least
+    anchor: tuple[str, int] | None = None  # (character, its farthest offset from the start)
 
 
 def _edge(items: list[_Info], attribute: str) -> tuple[set[str], bool]:
@@ -182,9 +207,10 @@ class _Analyzer:
             info.digit_count += item.digit_count
             trigger = item.trigger
             if trigger and item.min_width == item.max_width == 1 and all(a.chars for a in trigger):
-                # One symbol (a literal, a class, a group around one): note its neighbours.
-                trigger = self._neighbours(trigger, infos, index)
-            candidates.append(trigger)
+                # One symbol (a literal, a class, a group around one): note the character before it.
+                trigger = self._precede(trigger, infos, index)
+            follow, nullable = _edge(infos[index + 1 :], "first")
+            candidates.append(_followed_by(trigger, follow, not nullable))
             if item.digits_only:
                 if not run and item.min_width:
                     run_from = index
@@ -194,18 +220,28 @@ class _Analyzer:
                 run = 0
         candidates.append(self._run(infos, run, run_from))
         info.trigger = _best(*candidates)
+        info.anchor = self._anchor(infos)
         info.first, _ = _edge(infos, "first")
         info.last, _ = _edge(list(reversed(infos)), "last")
         return info
 
     @staticmethod
-    def _neighbours(trigger: Trigger, infos: list[_Info], index: int) -> Trigger:
-        follow, no_follow = _edge(infos[index + 1 :], "first")
+    def _anchor(infos: list[_Info]) -> tuple[str, int] | None:
+        """The first anchor of a sequence, at a bounded offset from its start."""
+        offset: int | None = 0
+        for item in infos:
+            if offset is None or offset > _ANCHOR_REACH:
+                return None
+            if item.anchor is not None and offset + item.anchor[1] <= _ANCHOR_REACH:
+                return item.anchor[0], offset + item.anchor[1]
+            offset = _add(offset, item.max_width)
+        return None
+
+    @staticmethod
+    def _precede(trigger: Trigger, infos: list[_Info], index: int) -> Trigger:
         precede, no_precede = _edge(list(reversed(infos[:index])), "last")
-        follow_source = None if no_follow else class_source(follow)
         precede_source = None if no_precede else class_source(precede)
-        return frozenset(Atom(0, precede_source if a.precede is None else a.precede, a.chars,
-                              follow_source if a.follow is None else a.follow) for a in trigger)
+        return frozenset(replace(a, precede=precede_source) if a.precede is None else a for a in trigger)
 
     @staticmethod
     def _run(infos: list[_Info], run: int, run_from: int) -> Trigger | None:
@@ -223,9 +259,10 @@ class _Analyzer:
             if char.isdecimal():  # what \d matches
                 trigger = frozenset({Atom(1)})
             elif not (char.isalnum() or char.isspace()):
-                trigger = frozenset({Atom(0, None, frozenset(char))})
+                trigger = frozenset({Atom(0, None, frozenset(char), open_follow=frozenset())})
             return _Info(1, 1, trigger, char.isdecimal(), {source}, False, 0, {source}, {source},
-                         char.isalpha(), char.isdecimal(), int(char.isdecimal()))
+                         char.isalpha(), char.isdecimal(), int(char.isdecimal()),
+                         None if char.isalpha() or not char.isascii() else (char, 0))  # no case folding
         if op is _C.NOT_LITERAL:
             source = f"[^{_char_source(av)}]"
             return _Info(1, 1, None, False, {source}, first={source}, last={source})
@@ -273,7 +310,8 @@ class _Analyzer:
         trigger = None
         if low >= 1:
             run = frozenset({Atom(low * inner.min_width)}) if inner.digits_only and inner.min_width else None
-            trigger = _best(inner.trigger, run)
+            # A symbol ending one repetition may be followed by the next one's first character.
+            trigger = _best(_followed_by(inner.trigger, inner.first, False) if high > 1 else inner.trigger, run)
         if inner.max_width == 0:
             max_width: int | None = 0
         elif high >= _MAXREPEAT or inner.max_width is None:
@@ -284,7 +322,7 @@ class _Analyzer:
         edges = (inner.first, inner.last) if high else (set(), set())
         return _Info(low * inner.min_width, max_width, trigger, inner.digits_only, inner.alphabet, inner.any_char,
                      inner.lookahead, *edges, low >= 1 and inner.needs_letter, low >= 1 and inner.needs_digit,
-                     low * inner.digit_count)
+                     low * inner.digit_count)  # no anchor: `regex` does not look inside repeats
 
     @staticmethod
     def branch(branches: list[_Info]) -> _Info:
@@ -303,6 +341,9 @@ class _Analyzer:
             info.lookahead = None if info.lookahead is None or b.lookahead is None else max(info.lookahead, b.lookahead)
             trigger = None if not trigger or not b.trigger else _union(trigger, b.trigger)
         info.trigger = trigger
+        anchors = {b.anchor[0] if b.anchor else None for b in branches}
+        if len(anchors) == 1 and None not in anchors:  # the same character in every branch
+            info.anchor = (anchors.pop(), max(b.anchor[1] for b in branches if b.anchor))
         return info
 
     @staticmethod
@@ -338,7 +379,7 @@ class _Analyzer:
         if digits_only:
             trigger = frozenset({Atom(1)})
         elif only_symbols and symbols and not any(c.isalnum() or c.isspace() for c in symbols):
-            trigger = frozenset({Atom(0, None, frozenset(symbols))})
+            trigger = frozenset({Atom(0, None, frozenset(symbols), open_follow=frozenset())})
         edge = set(sources)
         return _Info(1, 1, trigger, digits_only, set(sources), False, 0, edge, set(edge),
                      letters_only and bool(sources), digits_only and bool(sources), int(digits_only and bool(sources)))
@@ -357,6 +398,7 @@ class Shape:
     needs_letter: bool = False
     needs_digit: bool = False
     digit_count: int = 0
+    anchor: str | None = None
 
     @property
     def windowed(self) -> bool:
@@ -389,8 +431,11 @@ def group_widths(source: str, flags: int = 0) -> dict[int, tuple[int, int | None
 def analyze_shape(source: str, flags: int) -> Shape:
     """Raises ShapeError for syntax outside the model."""
     info, _ = _analyze(source, flags)
+    # A symbol still open can end a match: any character may follow it.
+    trigger = frozenset(replace(a, follow=None, open_follow=None) if a.open_follow is not None else a
+                        for a in info.trigger) if info.trigger else info.trigger
     alphabet = None if info.any_char else class_source(info.alphabet)
     lookahead = None if info.lookahead is None else max(1, info.lookahead)
     first = class_source(info.first) if info.min_width else None
-    return Shape(info.trigger, info.min_width, info.max_width, lookahead, None if alphabet is None else alphabet + "*",
-                 first, info.needs_letter, info.needs_digit, info.digit_count)
+    return Shape(trigger, info.min_width, info.max_width, lookahead, None if alphabet is None else alphabet + "*",
+                 first, info.needs_letter, info.needs_digit, info.digit_count, info.anchor[0] if info.anchor else None)
