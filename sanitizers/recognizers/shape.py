@@ -16,6 +16,9 @@
 The analysis uses the stdlib parser (`re._parser`); the patterns here are written in the common
 subset of `re` and `regex`. Syntax outside the model (or that the stdlib reads differently, such as
 POSIX classes) raises `ShapeError`; such a pattern simply runs over the whole text.
+
+This module walks the parse tree (`_Analyzer`) and holds the public entry points; the trigger atoms,
+their costs and how triggers combine, and class-source helpers, are in `shape_triggers`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ import re
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from sanitizers.recognizers.shape_triggers import (
+    ANY_CHAR,
+    Atom,
+    Trigger,
+    char_source,
+    cheapest_trigger,
+    class_source,
+    digit_free,
+    trigger_followed_by,
+    trigger_union,
+)
 
 try:  # Python ≥ 3.11 keeps the parser private; older versions expose it as sre_parse.
     from re import _constants as _C
@@ -41,15 +56,9 @@ _CATEGORY_SOURCE = {
     _C.CATEGORY_WORD: r"\w",
     _C.CATEGORY_NOT_WORD: r"\W",
 }
-_DIGIT_FREE_CATEGORIES = {r"\D", r"\s", r"\W"}
 _LOOKAHEAD_ATS = {_C.AT_BOUNDARY, _C.AT_NON_BOUNDARY, _C.AT_END, _C.AT_END_LINE, _C.AT_END_STRING}
 _REPEATS = {_C.MAX_REPEAT, _C.MIN_REPEAT, getattr(_C, "POSSESSIVE_REPEAT", _C.MAX_REPEAT)}
 _MAXREPEAT = int(_C.MAXREPEAT)
-_ANY = "(?s:.)"  # a character-class set that could be anything
-# How often a trigger shows up in ordinary text (lower is rarer): short digit runs are everywhere
-# (years, amounts), long ones and '@' are rare; a neighbour condition rules out most occurrences.
-_DIGIT_COST = {1: 10, 2: 8, 3: 6, 4: 5, 5: 3, 6: 3, 7: 3}
-_CHAR_COST = {"@": 1, ":": 2, "#": 2, "/": 3, "_": 3, "+": 3, "=": 3, "-": 5, ".": 5, ",": 7}
 _ANCHOR_REACH = 16  # farthest offset of an anchor from a match's start (regex's own search is bounded too)
 
 
@@ -57,100 +66,8 @@ class ShapeError(ValueError):
     """The pattern uses syntax the analysis does not model; it runs over the whole text instead."""
 
 
-@dataclass(frozen=True)
-class Atom:
-    """A run of ≥ `digits` digits, or one of `chars`, right after a `precede` character and (for
-    chars) right before a `follow` character (classes as regex source; None: anything or nothing)."""
-
-    digits: int = 0
-    precede: str | None = None
-    chars: frozenset[str] = frozenset()
-    follow: str | None = None
-    # During the analysis only: the symbol may be the last character of the subpattern read so far;
-    # these class items can follow it inside it, and what follows the subpattern is still to come.
-    open_follow: frozenset[str] | None = None
-
-    def cost(self) -> int:
-        if self.digits:
-            cost = _DIGIT_COST.get(self.digits, 2)
-            return (cost + 1) // 3 if self.precede else cost
-        cost = sum(_CHAR_COST.get(char, 3) for char in self.chars)
-        for neighbour in (self.precede, self.follow):
-            cost = (cost + 1) // 2 if neighbour else cost
-        return cost
-
-    def covers(self, other: Atom) -> bool:
-        """Every occurrence of `other` is one of this atom's."""
-        if self.digits:
-            return bool(other.digits) and other.digits >= self.digits and self.precede in (None, other.precede)
-        # An open follow may still narrow: only the same open follow covers it.
-        follow_covers = (self.follow is None and self.open_follow is None
-                         or (self.follow, self.open_follow) == (other.follow, other.open_follow))
-        return (not other.digits and other.chars <= self.chars and follow_covers
-                and self.precede in (None, other.precede))
-
-    def followed_by(self, items: set[str], settled: bool) -> Atom:
-        """An open atom with `items` able to follow it too; `settled`: nothing else can."""
-        if self.open_follow is None:
-            return self
-        found = self.open_follow | items
-        if settled:
-            return replace(self, follow=class_source(set(found)) if found else None, open_follow=None)
-        return replace(self, open_follow=found)
-
-
-Trigger = frozenset  # of Atom: every match holds an occurrence of one of them
-
-
-def _cost(trigger: Trigger) -> int:
-    return sum(atom.cost() for atom in trigger)
-
-
-def _union(a: Trigger, b: Trigger) -> Trigger:
-    atoms = a | b
-    return frozenset(x for x in atoms if not any(y != x and y.covers(x) for y in atoms))
-
-
-def _followed_by(trigger: Trigger | None, items: set[str], settled: bool) -> Trigger | None:
-    if not trigger or all(atom.open_follow is None for atom in trigger):
-        return trigger
-    return frozenset(atom.followed_by(items, settled) for atom in trigger)
-
-
-def _best(*triggers: Trigger | None) -> Trigger | None:
-    found = [t for t in triggers if t]
-    return min(found, key=_cost) if found else None
-
-
-def _char_source(code: int) -> str:
-    return f"\\U{code:08x}"
-
-
 def _add(width: int | None, more: int | None) -> int | None:
     return None if width is None or more is None else width + more
-
-
-def class_source(items: set[str]) -> str | None:
-    """One regex for a set of class items ("\\U00000041", "a-z", "\\d", "[^…]"); None for any."""
-    if not items or _ANY in items:
-        return None
-    plain = sorted(s for s in items if not s.startswith("[^"))
-    parts = (["[" + "".join(plain) + "]"] if plain else []) + sorted(s for s in items if s.startswith("[^"))
-    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
-
-
-def _digit_free(items: set[str]) -> bool:
-    """No item can match a decimal digit."""
-    for item in items:
-        if item in _DIGIT_FREE_CATEGORIES:
-            continue
-        if item.startswith("[^") or item.startswith("\\") and len(item) == 2 or item == _ANY:
-            return False  # negated classes, \d \w \S: may hold digits
-        bounds = [int(part.removeprefix("\\U"), 16) for part in item.split("-")]
-        low, high = bounds[0], bounds[-1]
-        if high - low > 0x3000 or any(chr(c).isdecimal() for c in range(low, high + 1)):
-            return False
-    return True
 
 
 @dataclass
@@ -210,7 +127,7 @@ class _Analyzer:
                 # One symbol (a literal, a class, a group around one): note the character before it.
                 trigger = self._precede(trigger, infos, index)
             follow, nullable = _edge(infos[index + 1 :], "first")
-            candidates.append(_followed_by(trigger, follow, not nullable))
+            candidates.append(trigger_followed_by(trigger, follow, not nullable))
             if item.digits_only:
                 if not run and item.min_width:
                     run_from = index
@@ -219,7 +136,7 @@ class _Analyzer:
                 candidates.append(self._run(infos, run, run_from))
                 run = 0
         candidates.append(self._run(infos, run, run_from))
-        info.trigger = _best(*candidates)
+        info.trigger = cheapest_trigger(*candidates)
         info.anchor = self._anchor(infos)
         info.first, _ = _edge(infos, "first")
         info.last, _ = _edge(list(reversed(infos)), "last")
@@ -249,12 +166,12 @@ class _Analyzer:
         if not run:
             return None
         before, nullable = _edge(list(reversed(infos[:run_from])), "last")
-        precede = class_source(before) if not nullable and _digit_free(before) else None
+        precede = class_source(before) if not nullable and digit_free(before) else None
         return frozenset({Atom(run, precede)})
 
     def item(self, op: Any, av: Any) -> _Info:
         if op is _C.LITERAL:
-            char, source = chr(av), _char_source(av)
+            char, source = chr(av), char_source(av)
             trigger = None
             if char.isdecimal():  # what \d matches
                 trigger = frozenset({Atom(1)})
@@ -264,10 +181,10 @@ class _Analyzer:
                          char.isalpha(), char.isdecimal(), int(char.isdecimal()),
                          None if char.isalpha() or not char.isascii() else (char, 0))  # no case folding
         if op is _C.NOT_LITERAL:
-            source = f"[^{_char_source(av)}]"
+            source = f"[^{char_source(av)}]"
             return _Info(1, 1, None, False, {source}, first={source}, last={source})
         if op is _C.ANY:
-            source = _ANY if self.dotall else "[^\\n]"
+            source = ANY_CHAR if self.dotall else "[^\\n]"
             return _Info(1, 1, None, False, {source}, self.dotall, first={source}, last={source})
         if op is _C.IN:
             return self.char_class(av)
@@ -311,7 +228,8 @@ class _Analyzer:
         if low >= 1:
             run = frozenset({Atom(low * inner.min_width)}) if inner.digits_only and inner.min_width else None
             # A symbol ending one repetition may be followed by the next one's first character.
-            trigger = _best(_followed_by(inner.trigger, inner.first, False) if high > 1 else inner.trigger, run)
+            repeated = trigger_followed_by(inner.trigger, inner.first, False) if high > 1 else inner.trigger
+            trigger = cheapest_trigger(repeated, run)
         if inner.max_width == 0:
             max_width: int | None = 0
         elif high >= _MAXREPEAT or inner.max_width is None:
@@ -339,7 +257,7 @@ class _Analyzer:
             info.first |= b.first
             info.last |= b.last
             info.lookahead = None if info.lookahead is None or b.lookahead is None else max(info.lookahead, b.lookahead)
-            trigger = None if not trigger or not b.trigger else _union(trigger, b.trigger)
+            trigger = None if not trigger or not b.trigger else trigger_union(trigger, b.trigger)
         info.trigger = trigger
         anchors = {b.anchor[0] if b.anchor else None for b in branches}
         if len(anchors) == 1 and None not in anchors:  # the same character in every branch
@@ -354,13 +272,13 @@ class _Analyzer:
         digits_only = letters_only = only_symbols = not negate
         for op, av in items[1:] if negate else items:
             if op is _C.LITERAL:
-                sources.append(_char_source(av))
+                sources.append(char_source(av))
                 digits_only &= chr(av).isdecimal()
                 letters_only &= chr(av).isalpha()
                 symbols.add(chr(av))
             elif op is _C.RANGE:
                 low, high = av
-                sources.append(f"{_char_source(low)}-{_char_source(high)}")
+                sources.append(f"{char_source(low)}-{char_source(high)}")
                 digits_only &= "0" <= chr(low) and chr(high) <= "9"
                 letters_only &= high - low < 512 and all(chr(c).isalpha() for c in range(low, high + 1))
                 only_symbols = False
