@@ -100,6 +100,7 @@ _OPENING_MARK = re.compile(r"[\"“'‘(\[]\s*$")
 _LOWER_WORD = re.compile(r"(?<![A-Za-z0-9_@/\\.#$&-])[a-z]{5,}(?![A-Za-z0-9_@/\\(=-])")
 _SENTENCE = re.compile(r"[^.!?\n]+")
 _ALPHA_WORD = re.compile(r"[A-Za-z]+")
+_OTHER_SCRIPT_LETTER = re.compile(r"[^\W\d_\x00-\u024f]")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 _SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "es", "s", "ly", "ers", "er", "est", "ments", "ment", "ness",
              "ations", "ation", "able", "ably", "ity", "ful", "less", "ize", "ise", "ized", "ised", "izing", "ising")
@@ -132,25 +133,32 @@ def _typo(word: str, known: frozenset[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=8192)
+def _rare(word: str) -> bool:
+    """Outside the vocabulary, and neither an inflection of a known word nor a misspelling of one. (Cached:
+    a conversation repeats its words every turn.)"""
+    known = known_words()
+    if word in known or _english_form(word, known):
+        return False
+    # A misspelling is one edit from a word; at five letters nearly every string is, so names win.
+    return len(word) <= 5 or not _typo(word, known)
+
+
 def _rare_lowercase_words(text: str, known: frozenset[str]) -> list[Detection]:
     found = []
     for sentence in _SENTENCE.finditer(text):
-        candidates = [m for m in _LOWER_WORD.finditer(sentence.group(0)) if m.group(0) not in known]
+        candidates = [m for m in _LOWER_WORD.finditer(sentence.group(0)) if _rare(m.group(0))]
         if not candidates:
             continue
         # English prose, or Latin words inside text of another script ("给koushik发邮件"); in a Latin-script
         # language other than English, or in code, every word looks rare.
         words = [w.lower() for w in _ALPHA_WORD.findall(sentence.group(0))]
-        other_script = sum(ch.isalpha() and ch > "\u024f" for ch in sentence.group(0))
         english = len(words) >= 4 and sum(w in known for w in words) >= 0.75 * len(words)
-        if not english and other_script <= sum(map(len, words)):
+        if not english and len(_OTHER_SCRIPT_LETTER.findall(sentence.group(0))) <= sum(map(len, words)):
             continue
         for match in candidates:
-            word = match.group(0)
-            # A misspelling is one edit from a word; at five letters nearly every string is, so names win.
-            if not _english_form(word, known) and not (len(word) > 5 and _typo(word, known)):
-                start = sentence.start() + match.start()
-                found.append(Detection(ENTITY, start, start + len(word), SCORE, "ProperNounRecognizer"))
+            start = sentence.start() + match.start()
+            found.append(Detection(ENTITY, start, match.end() + sentence.start(), SCORE, "ProperNounRecognizer"))
     return found
 
 

@@ -83,6 +83,30 @@ _NOT_A_VALUE = re.compile(
 )
 
 
+# Substrings each family cannot match without, checked first: most prompts hold none of them, and a
+# plain `in` costs far less than running the regexes over the text (see _patterns_to_run).
+_TOKEN_PREFIXES = ("sk-", "sk_", "rk_", "pk_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+                   "xox", "AIza", "glpat-", "hf_", "eyJ")
+_SECRET_STEMS = ("pass", "pwd", "secret", "token", "key", "credential")
+_USER_STEMS = ("user", "login", "account")
+_OPAQUE_STEMS = ("client", "code", "session", "sid", "nonce", "state", "sig")
+
+
+def _patterns_to_run(text: str) -> list[re.Pattern[str]]:
+    """The assignment patterns whose name stems occur in `text` (all of them need an '=' or a ':')."""
+    if "=" not in text and ":" not in text:
+        return []
+    lowered = text.lower()
+    secret = any(stem in lowered for stem in _SECRET_STEMS)
+    named = secret or any(stem in lowered for stem in _USER_STEMS)
+    patterns = [_QUOTED_ASSIGNMENT, _ENV_ASSIGNMENT] if named else []
+    if secret:
+        patterns.append(_LABELLED)
+    if any(stem in lowered for stem in _OPAQUE_STEMS):
+        patterns.append(_OPAQUE_ASSIGNMENT)
+    return patterns
+
+
 def _value(kind: str, start: int, end: int, value: str) -> Detection | None:
     if _NOT_A_VALUE.match(value):
         return None
@@ -93,17 +117,19 @@ def find_secrets(text: str) -> list[Detection]:
     if not text:
         return []
     found: dict[tuple[int, int], Detection] = {}
-    for match in _TOKEN_FORMATS.finditer(text):
-        found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.9, RECOGNIZER)
-    for match in _PRIVATE_KEY.finditer(text):
-        found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.95, RECOGNIZER)
-    for pattern in (_QUOTED_ASSIGNMENT, _ENV_ASSIGNMENT, _LABELLED, _OPAQUE_ASSIGNMENT):
+    if any(prefix in text for prefix in _TOKEN_PREFIXES):
+        for match in _TOKEN_FORMATS.finditer(text):
+            found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.9, RECOGNIZER)
+    if "PRIVATE KEY-----" in text:
+        for match in _PRIVATE_KEY.finditer(text):
+            found[match.span()] = Detection("SECRET", match.start(), match.end(), 0.95, RECOGNIZER)
+    for pattern in _patterns_to_run(text):
         for match in pattern.finditer(text):
             kind = "USERNAME" if _USER.match(match.group("name")) else "SECRET"
             detection = _value(kind, match.start("value"), match.end("value"), match.group("value"))
             if detection is not None:
                 found.setdefault(match.span("value"), detection)
-    for match in _URL_CREDENTIALS.finditer(text):
+    for match in _URL_CREDENTIALS.finditer(text) if "://" in text and "@" in text else ():
         for group, kind in (("user", "USERNAME"), ("password", "SECRET")):
             detection = _value(kind, match.start(group), match.end(group), match.group(group))
             if detection is not None:
