@@ -300,6 +300,15 @@ def random_texts(seed: int, count: int) -> list[str]:
     return ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 90))) for _ in range(count)]
 
 
+def assert_matches_as_whole_scans(patterns: list[WindowedPattern], texts: list[str]) -> None:
+    """Each pattern's `matches` (windows or a whole scan, as it chooses) are `finditer`'s on the whole text."""
+    for text in texts:
+        occurrences = Occurrences(text)
+        for pattern in patterns:
+            expected = [m.span() for m in pattern.compiled.finditer(text)]
+            assert [m.span() for m in pattern.matches(text, occurrences)] == expected, (pattern.source, text)
+
+
 def test_windowed_patterns_find_exactly_what_a_whole_text_scan_finds(tiers) -> None:  # type: ignore[no-untyped-def]
     patterns = [p for r in tiers["all"].recognizers for p, _ in r.patterns]
     assert sum(p.can_window for p in patterns) >= 30  # most patterns run on windows
@@ -307,11 +316,7 @@ def test_windowed_patterns_find_exactly_what_a_whole_text_scan_finds(tiers) -> N
     try:
         for pattern in patterns:
             pattern.chars_per_window = 0  # always windows where allowed (a call may choose either way)
-        for text in random_texts(11, 250) + list(HAND_TEXTS):
-            occurrences = Occurrences(text)
-            for pattern in patterns:
-                expected = [m.span() for m in pattern.compiled.finditer(text)]
-                assert [m.span() for m in pattern.matches(text, occurrences)] == expected, (pattern.source, text)
+        assert_matches_as_whole_scans(patterns, random_texts(11, 250) + list(HAND_TEXTS))
     finally:
         for pattern in patterns:
             pattern.chars_per_window = saved[id(pattern)]
@@ -421,11 +426,7 @@ def test_anchored_patterns_on_windows_and_whole(tiers) -> None:  # type: ignore[
         for windows in (True, False):
             for pattern in patterns:
                 pattern.chars_per_window, pattern.anchors_per_window = (0, 0) if windows else (10**9, 10**9)
-            for text in texts:
-                occurrences = Occurrences(text)
-                for pattern in patterns:
-                    expected = [m.span() for m in pattern.compiled.finditer(text)]
-                    assert [m.span() for m in pattern.matches(text, occurrences)] == expected, (pattern.source, text)
+            assert_matches_as_whole_scans(patterns, texts)
     finally:
         for pattern in patterns:
             pattern.chars_per_window, pattern.anchors_per_window = saved[id(pattern)]
@@ -451,10 +452,8 @@ def test_window_skips_short_isolated_triggers() -> None:
     looking up its run; matches that do reach past it are still found."""
     pattern = WindowedPattern(r"(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,59}", 26)
     pattern.chars_per_window = 0
-    for text in ("room 12, floor 3, 1990 (21)", "wallet 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 or 3 1",
-                 "x" * 40 + " 1" + "a" * 30 + " 7"):
-        expected = [m.span() for m in pattern.compiled.finditer(text)]
-        assert [m.span() for m in pattern.matches(text, Occurrences(text))] == expected, text
+    assert_matches_as_whole_scans([pattern], ["room 12, floor 3, 1990 (21)", "wallet 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 or 3 1",
+                                              "x" * 40 + " 1" + "a" * 30 + " 7"])
 
 
 # --- phone numbers: generated differential test against PhoneRecognizer ---------------------------

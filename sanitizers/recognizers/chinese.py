@@ -4,6 +4,7 @@ runs in Latin text, street addresses."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sanitizers.recognizers.cjk import (
@@ -25,12 +26,13 @@ from sanitizers.types import Detection
 _STOP_CHARS = frozenset("的在是和与與给給从從到于於了对對向把被及或跟往由也都还還就我你您他她它们們这這那该該此某各每其为為"
                         "让讓将將曾已又再但而并並即去来來入进進读讀做称稱叫说說问問请請像等个個几幾位名年月过過")
 # Words that introduce an organization or a place ("就读于", "毕业于", "任职"), checked where a name would start.
-_STOP_WORDS = tuple(sorted(word_set(
+_STOP_WORDS = word_set(
     "就读 毕业 就职 任职 工作 加入 进入 考入 考上 考取 报考 来自 位于 成立 创办 创立 参观 访问 申请 录取 入职 实习 留学 学习 "
     "读书 供职 合作 签约 收购 担任 作为 通过 经过 包括 比如 例如 以及 还有 关于 对于 由于 根据 目前 现在 曾经 已经 之前 以前 "
     "后来 然后 同时 此外 另外 其中 感谢 欢迎 选择 推荐 联系 就讀 畢業 任職 加入 進入 來自 位於 成立 創辦 參觀 訪問 申請 錄取 "
     "實習 留學 學習 讀書 擔任 作為 透過 經過 包括 例如 以及 還有 關於 對於 由於 根據 目前 現在 曾經 已經 之前 以前 後來 然後 "
-    "同時 此外 另外 其中 感謝 歡迎 選擇 推薦 聯繫 我们 我們"), key=len, reverse=True))
+    "同時 此外 另外 其中 感謝 歡迎 選擇 推薦 聯繫 我们 我們")
+_STOP_WORD_LENGTHS = sorted({len(word) for word in _STOP_WORDS})
 # Pairs in which a stop character is part of a name ("协和医院", "共和国").
 _NAME_PAIRS = word_set("协和 協和 共和 和平 平和 人和 亚太 同济 同濟 同仁 天使 为民 自由")
 _NUMERALS = frozenset("一二两兩三四五六七八九十几幾多这這那每该該某各此本")
@@ -55,7 +57,7 @@ def _name_start(text: str, end: int, limit: int, allow_latin: bool = False) -> i
             break
         if ch in _MEASURES and start >= 2 and text[start - 2] in _NUMERALS:
             break
-        if any(text.endswith(word, 0, start) for word in _STOP_WORDS):
+        if any(start >= size and text[start - size:start] in _STOP_WORDS for size in _STOP_WORD_LENGTHS):
             break
         start -= 1
     # A name does not start with digits left over from the sentence ("2017年北京大学" stops at 年; "5号").
@@ -94,6 +96,10 @@ _GENERIC = word_set(
 )
 
 
+@functools.cache
+def _generic_or_place() -> frozenset[str]:
+    """Words a company's name may be made of without naming it: generic words and places (美国公司)."""
+    return _GENERIC | place_names()
 
 
 def chinese_organizations(text: str) -> list[Detection]:
@@ -103,7 +109,7 @@ def chinese_organizations(text: str) -> list[Detection]:
         name = text[start:match.start()]
         if sum(1 for ch in name if IS_HAN.match(ch)) < 2 and not (len(name) >= 2 and name.isascii() and name.isalpha()):
             continue
-        generic = _GENERIC | place_names() if match.group(0) in _COMPANIES else _GENERIC
+        generic = _generic_or_place() if match.group(0) in _COMPANIES else _GENERIC
         if only(name, generic):
             continue
         if match.group(0) in _BARE and not any(
@@ -285,8 +291,8 @@ _CJK_ISLAND = re.compile(f"(?<![{HAN}{HIRA}{KATA}])[{HAN}]{{2,4}}(?![{HAN}{HIRA}
 
 def islands(text: str) -> list[Detection]:
     """In Latin-script text, a short Chinese run that starts with a surname: 'the actor "曾舜晞"'."""
-    han = sum(1 for ch in text if IS_HAN.match(ch))
-    letters = sum(1 for ch in text if ch.isalpha())
+    han = len(IS_HAN.findall(text))
+    letters = sum(map(str.isalpha, text))
     if not han or han > 0.2 * letters:
         return []
     found = []

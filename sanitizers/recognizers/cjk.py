@@ -19,6 +19,7 @@ KATA = "\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 HANGUL = "\uac00-\ud7a3"
 IS_HAN = re.compile(f"[{HAN}]")
 IS_KANA = re.compile(f"[{HIRA}{KATA}]")
+IS_KATAKANA = re.compile(f"[{KATA}]")
 IS_HANGUL = re.compile(f"[{HANGUL}]")
 HANGUL_RUN = re.compile(f"[{HANGUL}]+")
 
@@ -77,7 +78,7 @@ def gazetteer(text: str) -> list[Detection]:
             if tail and tail.group(0) not in KO_PARTICLES:
                 continue
         elif (IS_KANA.match(word[0]) and before and IS_KANA.match(before)) or (
-                IS_KANA.match(word[-1]) and after and re.match(f"[{KATA}]", after)):
+                IS_KANA.match(word[-1]) and after and IS_KATAKANA.match(after)):
             continue  # "インド" inside "ウインドウ"
         if entity == "LOCATION" and text.startswith(("时间", "時間"), end):
             continue  # 北京时间: a time zone

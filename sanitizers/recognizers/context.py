@@ -104,7 +104,7 @@ _CHUNKS_BACKWARD = regex.compile(r"(?r)\s+|\S+")
 _NON_SPACE = regex.compile(r"\S+")
 # The `regex` module's \s (Unicode White_Space) as a stdlib class: stdlib `re` splits several times faster.
 _WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_WHITE_SPACE_CHARS = frozenset(c for c in map(chr, range(0x3001)) if re.fullmatch(f"[{_WHITE_SPACE}]", c))
+_WHITE_SPACE_CHARS = frozenset(re.findall(f"[{_WHITE_SPACE}]", "".join(map(chr, range(0x3001)))))
 _SPACES = re.compile(f"([{_WHITE_SPACE}]+)")
 _CHUNK_START = re.compile(f"(?<=[{_WHITE_SPACE}])[^{_WHITE_SPACE}]")
 _FIRST_WINDOW = 128  # characters split when walking left for context words; doubled while more are needed

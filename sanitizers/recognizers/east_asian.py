@@ -112,6 +112,7 @@ def _field_values(text: str) -> list[Detection]:
 
 _ANY_TARGET = re.compile(f"[{HAN}{HIRA}{KATA}{HANGUL}\u0370-\u03ff\u0400-\u04ff]")
 _NON_LATIN = re.compile(r"[^\x00-\u024f]")
+_CJK = re.compile(f"[{HAN}{HIRA}{KATA}{HANGUL}]")
 
 
 def find_east_asian_entities(text: str) -> list[Detection]:
@@ -122,7 +123,7 @@ def find_east_asian_entities(text: str) -> list[Detection]:
     candidates: list[Detection] = _field_values(text)
     if _ANY_TARGET.search(text):
         candidates += _cased_scripts(text)
-        if re.search(f"[{HAN}{HIRA}{KATA}{HANGUL}]", text):
+        if _CJK.search(text):
             in_japanese = japanese(text) if IS_KANA.search(text) else []
             candidates += (korean(text) + in_japanese + chinese_addresses(text) + chinese_organizations(text)
                            + quoted_names(text) + chinese_persons(text) + gazetteer(text) + transliterated(text)

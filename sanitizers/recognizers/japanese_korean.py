@@ -116,9 +116,10 @@ _KO_ADDRESS = re.compile(
     rf"(?:,?\s*(?:\(?[{HANGUL}A-Za-z0-9·]+\)?\s+){{0,3}}(?:지하\s?)?\d+(?:층|호)(?:\s?\d+호)?)?"
 )
 
-
 # Words that end in 구/군 without being a district: 연구 결과로 10 is not an address.
 _KO_NOT_DISTRICT = word_set("연구 요구 추구 도구 가구 인구 친구 입구 출구 창구 탐구 기구 용구 문구 장군 아군 해군 공군 육군 대군 적군 군")
+_KO_PROVINCE_FIRST = re.compile(_KO_PROVINCE)
+_KO_DISTRICT_WORD = re.compile(f"(?:{_KO_PROVINCE}\\s+)?([{HANGUL}]+)")
 
 
 def korean(text: str) -> list[Detection]:
@@ -144,8 +145,8 @@ def korean(text: str) -> list[Detection]:
             continue
         found.append(Detection("ORGANIZATION", match.start(1), match.end(2), 0.7, RECOGNIZER))
     for match in _KO_ADDRESS.finditer(text):
-        district = re.match(f"(?:{_KO_PROVINCE}\\s+)?([{HANGUL}]+)", match.group(0))
-        if district is not None and district.group(1) in _KO_NOT_DISTRICT and not re.match(_KO_PROVINCE, match.group(0)):
+        district = _KO_DISTRICT_WORD.match(match.group(0))
+        if district is not None and district.group(1) in _KO_NOT_DISTRICT and not _KO_PROVINCE_FIRST.match(match.group(0)):
             continue
         found.append(Detection("LOCATION", match.start(), match.end(), 0.75, RECOGNIZER))
     return found

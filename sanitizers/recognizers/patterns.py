@@ -112,15 +112,14 @@ class _Membership(dict[str, bool]):
 class Occurrences:
     """One text's trigger occurrences and alphabet runs, computed on first use (one per analyze call)."""
 
-    __slots__ = ("_characters", "_counts", "_digit_runs", "_found", "_longest", "_positions", "_present", "_reversed", "_runs",
-                 "_total", "text")
+    __slots__ = ("_counts", "_digit_runs", "_found", "_longest", "_positions", "_present", "_reversed", "_runs", "_total",
+                 "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._digit_runs: list[tuple[int, int, str]] | None = None
         self._longest = 0
         self._total = 0
-        self._characters: frozenset[str] | None = None
         self._counts: dict[str, int] = {}
         self._positions: dict[str, list[tuple[int, str, str]]] = {}
         self._found: dict[Any, list[tuple[int, int]]] = {}
@@ -165,11 +164,6 @@ class Occurrences:
         if found is None:
             found = self._counts[char] = self.text.count(char)
         return found
-
-    def characters(self) -> frozenset[str]:
-        if self._characters is None:
-            self._characters = frozenset(self.text)
-        return self._characters
 
     def found_trigger(self, finder: _Finder) -> None:
         """Note that the trigger occurs (the caller found one), so `has` answers without looking."""
