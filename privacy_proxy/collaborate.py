@@ -44,7 +44,7 @@ from privacy_proxy.openai.request import TextRequest
 from privacy_proxy.pipeline import Exchange, Prepared, guard, serialize
 from privacy_proxy.slm import SLMError
 from privacy_proxy.state import ProxyState
-from privacy_proxy.streaming import ClosingStreamingResponse
+from privacy_proxy.streaming import DONE, ClosingStreamingResponse, error_event
 from privacy_proxy.upstream import relay_headers, upstream_json
 from sanitizers import prompts
 from sanitizers.rewrite import aminimal_disclosure
@@ -53,7 +53,6 @@ from sanitizers.types import Action
 logger = logging.getLogger("privacy_proxy.collaborate")
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-DONE = b"data: [DONE]\n\n"
 Messages = list[dict[str, str]]
 
 
@@ -75,7 +74,7 @@ def plain_messages(messages: Any) -> Messages:
     return out
 
 
-def _protected_details(request: TextRequest, exchange: Exchange, plan: strategies.Plan) -> list[str]:
+def _protected_details(request: TextRequest, plan: strategies.Plan) -> list[str]:
     """"TYPE: value" for each protected value of the user's messages — for the local model only."""
     details: dict[str, None] = {}
     for index, spans in enumerate(plan.result.spans):
@@ -178,7 +177,7 @@ class Collaborator:
                     original, template, plan.split.private_context), "repersonalize", "repersonalized")
         else:
             template = AnswerRestorer(mapping).text.restore(texts[0])
-            details = _protected_details(parsed, exchange, plan)
+            details = _protected_details(parsed, plan)
             messages, stage, exchange.answer = (prompts.repersonalize_messages(original, template, details),
                                                 "repersonalize", "repersonalized")
         base = {k: first[k] for k in ("id", "created", "model", "system_fingerprint") if k in first}
@@ -299,7 +298,7 @@ class Collaborator:
                 except AuditFailure as audit_exc:
                     exc = audit_exc
             recorded = True
-            yield _event(exc.body())
+            yield error_event(exc)
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
             if not recorded:

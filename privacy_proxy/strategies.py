@@ -98,17 +98,21 @@ def abstracted(runtime: Runtime, request: TextRequest, decisions: Sequence[Seque
     return runtime.transformer.apply(texts, _protective(decisions), request.prior)
 
 
+def _content_segments(request: TextRequest, message: int) -> list[int]:
+    """Segment indices of message `message`'s content."""
+    prefix = f"messages[{message}].content"
+    return [i for i, (segment, index) in enumerate(zip(request.segments, request.message_index, strict=True))
+            if index == message and segment.path.startswith(prefix)]
+
+
 def _last_user_segments(request: TextRequest) -> list[int]:
     """Segment indices of the last message's content when that message is the user's; else []."""
     messages = request.body.get("messages")
     if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
         return []
-    last = len(messages) - 1
-    if messages[last].get("role") != "user":
+    if messages[-1].get("role") != "user":
         return []
-    prefix = f"messages[{last}].content"
-    return [i for i, (segment, index) in enumerate(zip(request.segments, request.message_index, strict=True))
-            if index == last and segment.path.startswith(prefix)]
+    return _content_segments(request, len(messages) - 1)
 
 
 def last_user_text(request: TextRequest) -> str:
@@ -119,15 +123,18 @@ def last_user_text(request: TextRequest) -> str:
     return "\n\n".join(request.segments[i].text for i in indices)
 
 
+def _protected_spans(result: TransformResult, index: int, offset: int = 0) -> list[Detection]:
+    """The spans of segment `index` that the policy protects (not allowed), shifted by `offset`."""
+    return [Detection(d.detection.entity, start + offset, end + offset, d.detection.score)
+            for start, end, d in result.spans[index] if d.action != Action.ALLOW]
+
+
 def _joined(request: TextRequest, result: TransformResult, indices: list[int]) -> tuple[str, list[Detection]]:
     """The texts of these segments joined by blank lines, with their protected spans in the joined text."""
     pieces, protected, offset = [], [], 0
     for i in indices:
         text = request.segments[i].text
-        for start, end, decision in result.spans[i]:
-            if decision.action != Action.ALLOW:
-                protected.append(Detection(decision.detection.entity, start + offset, end + offset,
-                                           decision.detection.score))
+        protected.extend(_protected_spans(result, i, offset))
         pieces.append(text)
         offset += len(text) + 2
     return "\n\n".join(pieces), protected
@@ -143,8 +150,7 @@ def split_body(runtime: Runtime, request: TextRequest, result: TransformResult, 
     for index, message in enumerate(body.get("messages") or []):
         if not isinstance(message, dict) or message.get("role") not in SYSTEM_ROLES:
             continue
-        parts = [i for i, m in enumerate(request.message_index)
-                 if m == index and request.segments[i].path.startswith(f"messages[{index}].content")]
+        parts = _content_segments(request, index)
         if not parts:
             continue
         original = "\n".join(request.segments[i].text for i in parts)
@@ -238,9 +244,7 @@ def rewrite_targets(request: TextRequest, out: Plan) -> tuple[str, list[Detectio
     """The text the SLM rewrites (abstract + use_slm) and its protected spans."""
     assert out.rewrite_segment is not None
     index = out.rewrite_segment
-    detections = [Detection(d.detection.entity, s, e, d.detection.score)
-                  for s, e, d in out.result.spans[index] if d.action != Action.ALLOW]
-    return request.segments[index].text, detections
+    return request.segments[index].text, _protected_spans(out.result, index)
 
 
 def rewrite_now(runtime: Runtime, request: TextRequest, out: Plan) -> tuple[list[str], str | None]:

@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sanitizers import abstract_rules as rules
-from sanitizers.pseudonymize import normalize_value, sentence_case, value_pattern
+from sanitizers.pseudonymize import (
+    IntervalSet,
+    normalize_value,
+    sentence_case,
+    value_pattern,
+)
 from sanitizers.types import Detection
 
 __all__ = ["Abstracted", "AbstractionOptions", "AbstractionResult", "Abstractor", "abstract", "find_money", "sentence_case"]
@@ -243,10 +248,9 @@ def _avoid_collisions(edits: list[_Edit], also_protected: Iterable[str] = ()) ->
 
 
 def _non_overlapping(detections: Sequence[Detection]) -> list[Detection]:
-    kept: list[Detection] = []
-    for det in sorted(detections, key=lambda d: (-(d.end - d.start), -d.score, d.start)):
-        if det.end > det.start and all(det.end <= k.start or det.start >= k.end for k in kept):
-            kept.append(det)
+    taken = IntervalSet()
+    kept = [det for det in sorted(detections, key=lambda d: (-(d.end - d.start), -d.score, d.start))
+            if det.end > det.start and taken.add(det.start, det.end)]
     return sorted(kept, key=lambda d: d.start)
 
 
@@ -256,9 +260,11 @@ def _propagate(text: str, chosen: list[Detection]) -> list[Detection]:
     pattern = value_pattern([text[d.start:d.end] for d in chosen])
     if pattern is None:
         return chosen
+    taken = IntervalSet()
+    for d in chosen:
+        taken.add(d.start, d.end)
     extra = [Detection(by_value.get(normalize_value(m.group(0)), "PII"), m.start(), m.end(), 1.0, "propagation")
-             for m in pattern.finditer(text)
-             if all(m.end() <= d.start or m.start() >= d.end for d in chosen)]
+             for m in pattern.finditer(text) if taken.add(m.start(), m.end())]
     return sorted(chosen + extra, key=lambda d: d.start)
 
 
@@ -277,17 +283,18 @@ def _apply(text: str, edits: list[_Edit]) -> str:
 
 def _fit_grammar(text: str, start: int, replacement: str) -> tuple[int, str]:
     """Swallow a now-wrong word before the span: an article before "a university", "on" before "March 2023"."""
-    before = text[:start]
+    offset = max(0, start - 80)  # a window, as elsewhere here: `$`-anchored searches over the whole prefix are O(n)
+    before = text[offset:start]
     if re.match(r"(?:a|an)\s", replacement):
         if m := re.search(r"\b(?:the|a|an)\s+$", before, re.IGNORECASE):
             capital = before[m.start()].isupper()
-            return m.start(), (replacement[0].upper() + replacement[1:]) if capital else replacement
+            return offset + m.start(), (replacement[0].upper() + replacement[1:]) if capital else replacement
     if re.match(r"(?:in|on|at|about|recently|soon)\b", replacement):
         if m := re.search(r"\b(?:on|in|at|since|from)\s+$", before, re.IGNORECASE):
-            return m.start(), replacement
+            return offset + m.start(), replacement
     elif re.match(r"(?:the\s+)?\d|[A-Z][a-z]+ \d{4}$", replacement):  # "on 14 March 2023" → "in March 2023"
         if m := re.search(r"\bon\s+$", before, re.IGNORECASE):
-            return m.start(), "in " + replacement
+            return offset + m.start(), "in " + replacement
     return start, replacement
 
 
@@ -343,6 +350,6 @@ class _PersonNamer:
     def _plain(self, key: str, first: bool, start: int) -> str:
         if key in self.letters:
             return f"person {self.letters[key]}"
-        sentence_start = start == 0 or bool(re.search(r"[.!?\n]\s*$", self.text[:start]))
+        sentence_start = start == 0 or bool(re.search(r"[.!?\n]\s*$", self.text[max(0, start - 80):start]))
         word = "a person" if first else "that person"
         return word[0].upper() + word[1:] if sentence_start else word

@@ -68,31 +68,31 @@ def _rules(text: str, detections: Sequence[Detection], abstractor: Abstractor, f
     return RewriteOutcome(result.text, "rules", fallback, result)
 
 
+def _accept(text: str, detections: Sequence[Detection], abstractor: Abstractor, rewritten: str) -> RewriteOutcome:
+    """The SLM's (cleaned) rewrite when it passes `_check`; else the rules."""
+    problem = _check(rewritten, text, {text[d.start:d.end] for d in detections})
+    if problem:
+        return _rules(text, detections, abstractor, problem)
+    return RewriteOutcome(rewritten, "slm")
+
+
 def minimal_disclosure(text: str, detections: Sequence[Detection], abstractor: Abstractor,
                        generate: Callable[[Messages], str] | None = None) -> RewriteOutcome:
-    originals = {text[d.start:d.end] for d in detections}
     if generate is None:
         return _rules(text, detections, abstractor, "no_slm")
     try:
         rewritten = clean_rewrite(generate(minimal_disclosure_messages(text, _hints(detections))))
     except Exception as exc:  # noqa: BLE001 - any SLM fault falls back to the rules
         return _rules(text, detections, abstractor, _fault(exc))
-    problem = _check(rewritten, text, originals)
-    if problem:
-        return _rules(text, detections, abstractor, problem)
-    return RewriteOutcome(rewritten, "slm")
+    return _accept(text, detections, abstractor, rewritten)
 
 
 async def aminimal_disclosure(text: str, detections: Sequence[Detection], abstractor: Abstractor,
                               agenerate: Callable[[Messages], Awaitable[str]] | None = None) -> RewriteOutcome:
-    originals = {text[d.start:d.end] for d in detections}
     if agenerate is None:
         return _rules(text, detections, abstractor, "no_slm")
     try:
         rewritten = clean_rewrite(await agenerate(minimal_disclosure_messages(text, _hints(detections))))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any SLM fault falls back to the rules
         return _rules(text, detections, abstractor, _fault(exc))
-    problem = _check(rewritten, text, originals)
-    if problem:
-        return _rules(text, detections, abstractor, problem)
-    return RewriteOutcome(rewritten, "slm")
+    return _accept(text, detections, abstractor, rewritten)

@@ -18,7 +18,7 @@ _ABBREVIATIONS = frozenset(
 )
 _END = re.compile(r"[.!?…]+[\"')\]”’]*(?=\s)")
 _NEXT_START = re.compile(r"\s+[\"'(\[“‘]?[A-Z0-9À-Þ*#•-]")
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
 _CLAUSE_BREAK = re.compile(
     r";\s+|,\s+(?=(?:and|but|so|because|since|although|though|while|whereas|which)\b)"
     r"|\s+(?=(?:so|because)\s+(?:can|could|would|will|please|i\s+need|help)\b)",
@@ -34,6 +34,17 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
+def _word_before(line: str, period: int) -> str | None:
+    """The letters and dots before the period at `period`, from the first letter ("Dr", "e.g"), or None.
+    Scanned backwards, so each sentence end costs only its own word, however long the line."""
+    start = period
+    while start > 0 and line[start - 1] in _WORD_CHARS:
+        start -= 1
+    while start < period and line[start] == ".":
+        start += 1
+    return line[start:period] if start < period else None
+
+
 def _sentence_ends(line: str) -> list[int]:
     ends = []
     for match in _END.finditer(line):
@@ -41,11 +52,9 @@ def _sentence_ends(line: str) -> list[int]:
         if not _NEXT_START.match(line, stop):
             continue  # "e.g. the", "3 p.m. today": a lower-case word follows
         if match.group(0).startswith("."):
-            before = _WORD_BEFORE.search(line, 0, match.start() + 1)
-            if before:
-                word = before.group(1).lower()
-                if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-                    continue
+            word = (_word_before(line, match.start()) or "").lower()
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
         ends.append(stop)
     return ends
 

@@ -179,12 +179,11 @@ class Splitter:
             if o.clauses:
                 spans = clause_spans(text, sentence.start, sentence.end) or spans
             for start, end in spans:
-                hits = [h for h in sentence.hits if start <= h.start < end]
-                topics = sorted({h.topic for h in hits}) if len(spans) > 1 else []
                 if len(spans) == 1:
                     topics = [t for t, s in sentence.scores.items() if s >= o.topic_threshold]
                 else:  # a clause is sensitive when it holds the evidence of a sensitive sentence topic
-                    topics = [t for t in topics if sentence.scores.get(t, 0) >= o.topic_threshold]
+                    topics = [t for t in sorted({h.topic for h in sentence.hits if start <= h.start < end})
+                              if sentence.scores.get(t, 0) >= o.topic_threshold]
                 entities = sorted({d.entity for d in protected if d.start < end and d.end > start})
                 reasons = tuple([f"topic:{t}" for t in topics] + [f"entity:{e}" for e in entities])
                 units.append(Unit(start, end, is_task(text[start:end]), bool(reasons), reasons))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fake_slm_server import FakeSLMServer
 
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.slm import (
@@ -26,9 +26,6 @@ from privacy_proxy.slm import (
     build_slm,
     render_fallback_prompt,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_slm_server import FakeSLMServer
 
 SENTENCES = [
     "the patient asked about the private appointment",

@@ -90,17 +90,20 @@ def test_scan_applies_abstract_and_split_fallbacks(tmp_path: Path) -> None:
     assert out["outbound"] == ["My manager doesn't know yet. I have breast cancer."]
 
 
-def test_scan_says_local_or_block_for_local(tmp_path: Path) -> None:
+@pytest.fixture
+def slm_server() -> Iterator[FakeSLMServer]:
+    server = FakeSLMServer().start()
+    yield server
+    server.stop()
+
+
+def test_scan_says_local_or_block_for_local(tmp_path: Path, slm_server: FakeSLMServer) -> None:
     out = scan_item({"id": 1, "text": "hello"}, runtime_for("\nstrategy: local\n", tmp_path))
     assert out["decision"] == "block" and out["reason"] == "local_model_unavailable" and out["outbound"] == []
-    server = FakeSLMServer().start()
-    try:
-        with_slm = runtime_for(f"\nstrategy: local\nslm: {{backend: openai, base_url: \"{server.base_url}\", "
-                               "model: m}\n", tmp_path)
-        out = scan_item({"id": 1, "text": "hello"}, with_slm)
-        assert out["decision"] == "local" and out["outbound"] == [] and server.requests == []  # nothing generated
-    finally:
-        server.stop()
+    with_slm = runtime_for(f"\nstrategy: local\nslm: {{backend: openai, base_url: \"{slm_server.base_url}\", "
+                           "model: m}\n", tmp_path)
+    out = scan_item({"id": 1, "text": "hello"}, with_slm)
+    assert out["decision"] == "local" and out["outbound"] == [] and slm_server.requests == []  # nothing generated
 
 
 def test_scan_routing_by_entity_blocks(tmp_path: Path) -> None:
@@ -108,13 +111,6 @@ def test_scan_routing_by_entity_blocks(tmp_path: Path) -> None:
     out = scan_item({"id": 1, "text": "My id is EMP-123456."}, runtime)
     assert out["decision"] == "block" and out["reason"] == "routing_block"
     assert scan_item({"id": 2, "text": "Hello there."}, runtime)["decision"] == "forward"
-
-
-@pytest.fixture
-def slm_server() -> Iterator[FakeSLMServer]:
-    server = FakeSLMServer().start()
-    yield server
-    server.stop()
 
 
 def test_scan_uses_the_slm_rewrite_and_rejects_leaky_ones(tmp_path: Path, slm_server: FakeSLMServer) -> None:

@@ -27,13 +27,22 @@ is built, i.e. at policy load, never per request.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from privacy_proxy.errors import ConfigError
-from privacy_proxy.slm.base import SLM, NoSLM, SLMError, SLMTimeout, SLMUnavailable, render_fallback_prompt
+from privacy_proxy.slm.base import (
+    SLM,
+    NoSLM,
+    SLMError,
+    SLMTimeout,
+    SLMUnavailable,
+    render_fallback_prompt,
+)
 from privacy_proxy.slm.local import TransformersSLM
 from privacy_proxy.slm.server import OpenAISLM
+
+if TYPE_CHECKING:
+    from privacy_proxy.policy.strategy import SLMSettings
 
 __all__ = [
     "SLM",
@@ -48,35 +57,20 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """The fields of the policy's `slm:` section this module reads (duck-typed: SLMSettings or a test double)."""
-
-    backend: str = "none"
-    model: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
-    device: str = "cpu"
-    threads: int | None = None
-    max_tokens: int = 512
-    temperature: float = 0.0
-    timeout_s: float = 30.0
-    allow_non_loopback: bool = False
-
-
-def build_slm(settings: Any | None = None) -> SLM:
-    """The backend the policy's `slm:` section names (an `SLMSettings`, or None for `none`).
+def build_slm(settings: SLMSettings | None = None) -> SLM:
+    """The backend the policy's `slm:` section names (None: `none`).
 
     Cheap: nothing is loaded or contacted here; static mistakes raise `ConfigError`.
     """
-    spec = settings if settings is not None else _Spec()
-    common = {"max_tokens": spec.max_tokens, "temperature": spec.temperature, "timeout": spec.timeout_s}
-    if spec.backend == "none":
+    if settings is None:
+        return NoSLM()
+    common = {"max_tokens": settings.max_tokens, "temperature": settings.temperature, "timeout": settings.timeout_s}
+    if settings.backend == "none":
         return NoSLM(**common)
-    if spec.backend == "transformers":
-        return TransformersSLM(spec.model, device=spec.device, threads=spec.threads, **common)
-    if spec.backend == "openai":
-        api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-        return OpenAISLM(spec.base_url or "", spec.model or "", api_key=api_key,
-                         allow_non_loopback=spec.allow_non_loopback, **common)
-    raise ConfigError(f"slm.backend: {spec.backend!r} is not one of none, transformers, openai")
+    if settings.backend == "transformers":
+        return TransformersSLM(settings.model, device=settings.device, threads=settings.threads, **common)
+    if settings.backend == "openai":
+        api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+        return OpenAISLM(settings.base_url or "", settings.model or "", api_key=api_key,
+                         allow_non_loopback=settings.allow_non_loopback, **common)
+    raise ConfigError(f"slm.backend: {settings.backend!r} is not one of none, transformers, openai")
