@@ -39,11 +39,12 @@ from privacy_proxy.errors import ConfigError, ProxyError
 from privacy_proxy.policy.model import AccessKeySpec, AccessSettings
 
 if TYPE_CHECKING:
+    from privacy_proxy.audit import VerifyResult
     from privacy_proxy.state import ProxyState
 
 __all__ = [
     "CURRENT_CLIENT", "AccessControl", "AccessMiddleware", "ClientKey", "Unauthorized",
-    "admin_router", "hash_key", "install_access", "is_admin_request", "metrics_refusal", "new_key",
+    "admin_router", "hash_key", "install_access", "is_admin_request", "metrics_refusal", "new_key", "verify_summary",
 ]
 
 OPEN_PATHS = frozenset({"/healthz", "/healthz/upstream"})
@@ -81,6 +82,12 @@ def hash_key(key: str) -> str:
 
 def new_key() -> str:
     return "pp-" + secrets.token_urlsafe(32)
+
+
+def _refusal(status: int, message: str, code: str) -> ProxyError:
+    error = ProxyError(message, code=code)
+    error.status = status
+    return error
 
 
 def _digest(stored: str) -> bytes:
@@ -209,8 +216,7 @@ class AccessMiddleware:
         access: AccessControl | None = getattr(self.state, "access", None)
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             if access is None or access.admin_digest is None:
-                error: ProxyError = ProxyError("admin routes are disabled: set access.admin_key_hash", code="admin_disabled")
-                error.status = 403
+                error = _refusal(403, "admin routes are disabled: set access.admin_key_hash", "admin_disabled")
                 await _reject(error, scope, receive, send)
                 return
             if not access.is_admin(admin_token(scope)):
@@ -256,9 +262,7 @@ def metrics_refusal(scope: Scope, access: AccessControl | None, mode: str) -> Pr
     if mode == "open":
         return None
     if mode == "off":
-        error = ProxyError("metrics are turned off (server.metrics: off)", code="metrics_disabled")
-        error.status = 404
-        return error
+        return _refusal(404, "metrics are turned off (server.metrics: off)", "metrics_disabled")
     has_admin = access is not None and access.admin_digest is not None
     if has_admin and access is not None and access.is_admin(admin_token(scope)):
         return None
@@ -266,20 +270,31 @@ def metrics_refusal(scope: Scope, access: AccessControl | None, mode: str) -> Pr
         return None
     if mode == "admin" or (access is not None and access.enabled):
         if not has_admin:
-            error = ProxyError("metrics need the admin key, and none is set (access.admin_key_hash)",
-                               code="admin_disabled")
-            error.status = 403
-            return error
+            return _refusal(403, "metrics need the admin key, and none is set (access.admin_key_hash)",
+                            "admin_disabled")
         return Unauthorized("metrics need the admin key (Authorization: Bearer …)")
-    error = ProxyError("metrics are served to loopback clients only (server.metrics: auto); "
-                       "use the admin key or server.metrics: open", code="metrics_forbidden")
-    error.status = 403
-    return error
+    return _refusal(403, "metrics are served to loopback clients only (server.metrics: auto); "
+                    "use the admin key or server.metrics: open", "metrics_forbidden")
+
+
+def _error_response(error: ProxyError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers())
 
 
 async def _reject(error: ProxyError, scope: Scope, receive: Receive, send: Send) -> None:
-    response = JSONResponse(error.body(), status_code=error.status, headers=error.headers())
-    await response(scope, receive, send)
+    await _error_response(error)(scope, receive, send)
+
+
+def verify_summary(result: VerifyResult) -> dict[str, Any]:
+    """What the admin routes say about an audit chain verification (file names only, no directories)."""
+    return {
+        "ok": result.ok,
+        "records": result.records,
+        "checkpoints": result.checkpoints,
+        "reason": result.reason,
+        "file": result.file.name if result.file else None,
+        "first_bad_line": result.first_bad_line,
+    }
 
 
 def admin_router(state: ProxyState) -> APIRouter:
@@ -294,24 +309,15 @@ def admin_router(state: ProxyState) -> APIRouter:
     async def audit_verify(request: Request) -> JSONResponse:
         require_admin(request)
         result = await asyncio.to_thread(state.verify_audit)
-        body: dict[str, Any] = {
-            "ok": result.ok,
-            "records": result.records,
-            "checkpoints": result.checkpoints,
-            "reason": result.reason,
-            "file": result.file.name if result.file else None,
-            "first_bad_line": result.first_bad_line,
-        }
-        return JSONResponse(body, status_code=200 if result.ok else 409)
+        return JSONResponse(verify_summary(result), status_code=200 if result.ok else 409)
 
     @router.post("/reload")
     async def reload(request: Request) -> JSONResponse:
         require_admin(request)
         ok = await state.reload()
         if not ok:
-            error = ProxyError(f"reload refused, policy kept: {state.last_reload_error}", code="invalid_policy")
-            error.status = 422
-            return JSONResponse(error.body(), status_code=422, headers=error.headers())
+            refused = _refusal(422, f"reload refused, policy kept: {state.last_reload_error}", "invalid_policy")
+            return _error_response(refused)
         return JSONResponse({"reloaded": True, "policy": state.policy.name, "policy_sha256": state.loaded.sha256,
                              "reloads": state.reloads})
 

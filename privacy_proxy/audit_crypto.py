@@ -21,8 +21,14 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -132,18 +138,21 @@ def load_or_create_signing_key(env_var: str | None, key_file: Path) -> Signer:
     return Signer(key)
 
 
+def _read_public_key(path: Path, kind: type[Any], what: str, wrong_kind: str) -> Any:
+    """The PEM public key at ``path``, which must be a ``kind``; ``what`` names the file in errors."""
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SealError(f"{what}: not a PEM public key ({type(exc).__name__})") from None
+    if not isinstance(key, kind):
+        raise SealError(f"{what}: {wrong_kind}")
+    return key
+
+
 def load_public_keys(paths: list[Path]) -> dict[str, Ed25519PublicKey]:
     """Ed25519 public keys (PEM) by key id, for verifying checkpoints."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    for path in paths:
-        try:
-            key = serialization.load_pem_public_key(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise SealError(f"{path}: not a PEM public key ({type(exc).__name__})") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise SealError(f"{path}: not an Ed25519 public key")
-        keys[public_key_id(key)] = key
-    return keys
+    keys = [_read_public_key(path, Ed25519PublicKey, str(path), "not an Ed25519 public key") for path in paths]
+    return {public_key_id(key): key for key in keys}
 
 
 def checkpoint_message(checkpoint: Mapping[str, Any]) -> bytes:
@@ -171,13 +180,8 @@ def verify_signature(checkpoint: Mapping[str, Any], public_keys: Mapping[str, Ed
 
 
 def load_seal_public_key(path: Path) -> X25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise SealError(f"audit.seal_to {path}: not a PEM public key ({type(exc).__name__})") from None
-    if not isinstance(key, X25519PublicKey):
-        raise SealError(f"audit.seal_to {path}: not an X25519 public key (privacy-proxy audit keygen seal DIR)")
-    return key
+    return _read_public_key(path, X25519PublicKey, f"audit.seal_to {path}",
+                            "not an X25519 public key (privacy-proxy audit keygen seal DIR)")
 
 
 def load_seal_private_key(path: Path) -> X25519PrivateKey:

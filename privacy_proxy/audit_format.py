@@ -87,22 +87,40 @@ def last_line(path: Path) -> bytes | None:
     return buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1 :]
 
 
-
-
 def first_line(path: Path) -> bytes | None:
     with open(path, "rb") as f:
         line = f.readline()
     return line or None
 
 
+def _parse(raw: bytes) -> tuple[str, Any]:
+    """(reason, None) for a torn or non-JSON line, else ("", the parsed value)."""
+    if not raw.endswith(b"\n"):
+        return "incomplete last line (torn write)", None
+    try:
+        return "", json.loads(raw)
+    except (ValueError, RecursionError):
+        return "not JSON", None
+
+
+def _check_digest(body: dict[str, Any], key: bytes | None, what: str) -> tuple[str, str]:
+    """(reason, "") when ``hash`` is not the canonical hash of the rest or ``hmac`` is wrong, else ("", hash)."""
+    try:
+        digest = canonical_hash({k: v for k, v in body.items() if k not in ("hash", "hmac")})
+    except ValueError:  # e.g. a lone surrogate escape: never written by AuditLog
+        digest = ""
+    if digest != body["hash"]:
+        return f"hash mismatch ({what} edited)", ""
+    if key is not None and not same(body["hmac"], mac(key, body["hash"])):
+        return "bad hmac", ""
+    return "", digest
+
+
 def check_line(raw: bytes, seq: int | None, prev: str | None, key: bytes | None) -> tuple[str, str]:
     """(reason, "") for a bad line, else ("", the record's hash); seq/prev None skip the chain checks."""
-    if not raw.endswith(b"\n"):
-        return "incomplete last line (torn write)", ""
-    try:
-        rec = json.loads(raw)
-    except (ValueError, RecursionError):
-        return "not JSON", ""
+    reason, rec = _parse(raw)
+    if reason:
+        return reason, ""
     if not isinstance(rec, dict):
         return "not JSON", ""
     if not (
@@ -111,14 +129,9 @@ def check_line(raw: bytes, seq: int | None, prev: str | None, key: bytes | None)
         and _HEX64.fullmatch(rec["hash"])
     ):
         return "missing or malformed chain fields", ""
-    try:
-        digest = canonical_hash({k: v for k, v in rec.items() if k not in ("hash", "hmac")})
-    except ValueError:  # e.g. a lone surrogate escape: never written by AuditLog
-        digest = ""
-    if digest != rec["hash"]:
-        return "hash mismatch (record edited)", ""
-    if key is not None and not same(rec["hmac"], mac(key, rec["hash"])):
-        return "bad hmac", ""
+    reason, digest = _check_digest(rec, key, "record")
+    if reason:
+        return reason, ""
     if prev is not None and rec["prev_hash"] != prev:
         return "broken chain (record inserted, deleted or reordered)", ""
     if seq is not None and rec["seq"] != seq:
@@ -128,24 +141,13 @@ def check_line(raw: bytes, seq: int | None, prev: str | None, key: bytes | None)
 
 def check_checkpoint_line(raw: bytes, key: bytes | None) -> tuple[str, str]:
     """(reason, "") for a bad checkpoint line, else ("", its hash)."""
-    if not raw.endswith(b"\n"):
-        return "incomplete last line (torn write)", ""
-    try:
-        checkpoint = json.loads(raw)
-    except (ValueError, RecursionError):
-        return "not JSON", ""
+    reason, checkpoint = _parse(raw)
+    if reason:
+        return reason, ""
     if not (
         isinstance(checkpoint, dict)
         and type(checkpoint.get("seq")) is int
         and all(isinstance(checkpoint.get(k), str) for k in ("head", "prev", "hash", "hmac"))
     ):
         return "missing or malformed checkpoint fields", ""
-    try:
-        digest = canonical_hash({k: v for k, v in checkpoint.items() if k not in ("hash", "hmac")})
-    except ValueError:
-        digest = ""
-    if digest != checkpoint["hash"]:
-        return "hash mismatch (checkpoint edited)", ""
-    if key is not None and not same(checkpoint["hmac"], mac(key, checkpoint["hash"])):
-        return "bad hmac", ""
-    return "", digest
+    return _check_digest(checkpoint, key, "checkpoint")

@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from privacy_proxy.access import ADMIN_PREFIX, Unauthorized, is_admin_request
+from privacy_proxy.access import (
+    ADMIN_PREFIX,
+    Unauthorized,
+    is_admin_request,
+    verify_summary,
+)
 from privacy_proxy.audit_report import build_report
 
 if TYPE_CHECKING:
@@ -66,15 +71,7 @@ def audit_stats(state: ProxyState) -> dict[str, Any]:
     result = state.verify_audit()
     report = build_report(Path(state.audit.path))
     report["log"] = Path(report["log"]).name  # the file name is enough; the directory is the host's business
-    report["chain"] = {
-        "ok": result.ok,
-        "status": "intact" if result.ok else "broken",
-        "records": result.records,
-        "checkpoints": result.checkpoints,
-        "reason": result.reason,
-        "file": result.file.name if result.file else None,
-        "first_bad_line": result.first_bad_line,
-    }
+    report["chain"] = {**verify_summary(result), "status": "intact" if result.ok else "broken"}
     report["policy"] = {"name": state.policy.name, "sha256": state.loaded.sha256}
     return report
 

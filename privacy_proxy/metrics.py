@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "REGISTRY",
-    "STAGES",
     "observe_exchange",
     "observe_slm",
     "render",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-STAGES = ("parse", "detect", "transform", "guard", "upstream", "restore", "total")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SLM_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 # Everything a label may say about a route: the proxy's own templates. Other paths count as "other".

@@ -272,8 +272,6 @@ def run_scan(options: ScanOptions, stdin: IO[str], stdout: IO[str]) -> None:
             run_ray(reader, sink, policy_bytes=policy_bytes, policy_path=str(loaded.path), secret=secret,
                     explain=options.explain, address=options.address, workers=options.workers, on_batch=on_batch)
         else:
-            from privacy_proxy.runtime import Runtime
-
             run_local(reader, Runtime.build(loaded, secret), sink, options.explain, on_batch)
     finally:
         if bar is not None:

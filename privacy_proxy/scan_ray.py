@@ -48,6 +48,15 @@ def import_ray() -> Any:
     return ray
 
 
+def _restore(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as `saved` says (None: unset)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[dict[str, str | None]]:
     saved = {name: os.environ.get(name) for name in values}
@@ -55,11 +64,7 @@ def _environ(values: dict[str, str]) -> Iterator[dict[str, str | None]]:
     try:
         yield saved
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _restore(saved)
 
 
 @contextmanager
@@ -80,7 +85,8 @@ def ray_session(address: str | None, workers: int | None) -> Iterator[tuple[Any,
     else:
         workers = workers or os.cpu_count() or 1
         with _environ(_LOCAL_ENV) as restore:
-            from ray._private import ray_constants  # read once at import; the variable alone is too late here
+            # Read once at import; the variable alone is too late here.
+            from ray._private import ray_constants
 
             cluster_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
             ray_constants.ENABLE_RAY_CLUSTER = False
@@ -106,11 +112,7 @@ class ScanWorker:
         from privacy_proxy.policy.loader import LoadedPolicy, parse_policy
         from privacy_proxy.runtime import Runtime
 
-        for name, value in restore_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _restore(restore_env)
         if os.path.isdir(cwd):
             os.chdir(cwd)  # relative paths in the policy mean what they mean to the driver
         text = policy_bytes.decode("utf-8")

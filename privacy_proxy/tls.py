@@ -20,6 +20,7 @@ from pathlib import Path
 import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.policy.model import UpstreamSettings, is_loopback_url
@@ -56,23 +57,23 @@ def format_pin(digest: bytes) -> str:
     return "sha256/" + base64.b64encode(digest).decode("ascii")
 
 
-def spki_sha256(der_certificate: bytes) -> bytes:
-    """SHA-256 of the certificate's DER SubjectPublicKeyInfo (the HPKP / curl --pinnedpubkey pin)."""
-    public_key = x509.load_der_x509_certificate(der_certificate).public_key()
+def _key_sha256(public_key: PublicKeyTypes) -> bytes:
     spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).digest()
+
+
+def spki_sha256(der_certificate: bytes) -> bytes:
+    """SHA-256 of the certificate's DER SubjectPublicKeyInfo (the HPKP / curl --pinnedpubkey pin)."""
+    return _key_sha256(x509.load_der_x509_certificate(der_certificate).public_key())
 
 
 def pin_of_file(path: Path) -> str:
     """The pin of a PEM/DER certificate or PEM public key file (for `privacy-proxy certs pin`)."""
     data = Path(path).read_bytes()
     if b"-----BEGIN CERTIFICATE-----" in data:
-        der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-        return format_pin(spki_sha256(der))
+        return format_pin(_key_sha256(x509.load_pem_x509_certificate(data).public_key()))
     if b"-----BEGIN PUBLIC KEY-----" in data:
-        key = serialization.load_pem_public_key(data)
-        spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return format_pin(hashlib.sha256(spki).digest())
+        return format_pin(_key_sha256(serialization.load_pem_public_key(data)))
     return format_pin(spki_sha256(data))
 
 

@@ -34,7 +34,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from privacy_proxy.vault import Record, VaultError
-from privacy_proxy.vault_crypto import SealedRecord, VaultKeyring, load_keyring, open_record, seal_record
+from privacy_proxy.vault_crypto import (
+    SealedRecord,
+    VaultKeyring,
+    load_keyring,
+    open_record,
+    seal_record,
+)
 
 if TYPE_CHECKING:
     from privacy_proxy.policy.model import VaultSettings
@@ -206,7 +212,7 @@ class RedisVault:
         if blob is None:
             return None
         envelope = _unpack(blob)
-        if envelope.expires_ms is not None and envelope.expires_ms <= self._now_ms():
+        if _expired(envelope, self._now_ms()):
             self.delete(scope, key)  # its Redis expiry was lost or lengthened; the sealed one rules
             return None
         return open_record(self.keyring, scope, key, envelope.sealed, envelope.expires_ms)

@@ -4,8 +4,6 @@ it, JSON logs with request ids, OpenTelemetry spans — and never a request's va
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +14,10 @@ import httpx
 import openai
 import pytest
 from conftest import (
-    AUDIT_KEY,
-    NETGUARD_DIR,
     TEST_POLICY,
     InProcessProxy,
     ProxyProcess,
     finish_proxy,
-    free_port,
     start_proxy,
 )
 from fake_upstream import Behaviour, FakeUpstream
@@ -230,36 +225,19 @@ def test_json_formatter_keeps_only_the_exception_type() -> None:
 
 
 def test_log_format_flag_wins_over_the_policy(fake: FakeUpstream, tmp_path: Path) -> None:
-    (tmp_path / "policy.yaml").write_text(TEST_POLICY)  # log_format: text (the default)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(NETGUARD_DIR), "PRIVACY_PROXY_NETGUARD": "1",
-           "PRIVACY_PROXY_NETGUARD_LOG": str(tmp_path / "netguard.log"), "PRIVACY_PROXY_AUDIT_KEY": AUDIT_KEY,
-           "OPENAI_API_KEY": "sk-upstream-secret"}
-    log_path = tmp_path / "proxy.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "privacy_proxy.cli", "serve", "--policy", "policy.yaml", "--port", str(port),
-             "--upstream", fake.base_url, "--log-format", "json"], cwd=tmp_path, env=env, stdout=log,
-            stderr=subprocess.STDOUT)
+    # TEST_POLICY has log_format: text (the default); the flag asks for JSON.
+    proxy = start_proxy(TEST_POLICY, tmp_path, fake.base_url, extra_args=["--log-format", "json"])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+        answer = httpx.post(f"{proxy.base_url}/chat/completions", timeout=30,
                             json={"model": "m", "messages": [{"role": "user", "content": "Hello John Smith"}]})
         assert answer.status_code == 200
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+        finish_proxy(proxy)
+    log = proxy.log()
+    lines = [line for line in log.splitlines() if line.strip()]
     logged = [json.loads(line) for line in lines if line.startswith("{")]
     assert [line for line in lines if not line.startswith("{")] == [
         line for line in lines if line.startswith("privacy-proxy: policy")]  # only the start-up banner is plain
     assert any(e["request_id"] == answer.headers["x-privacy-proxy-request-id"] for e in logged)
     assert any(e["logger"].startswith("uvicorn") for e in logged)
-    assert "John Smith" not in log_path.read_text()
+    assert "John Smith" not in log

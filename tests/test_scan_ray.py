@@ -21,7 +21,13 @@ from privacy_proxy.errors import ConfigError
 from privacy_proxy.policy.loader import LoadedPolicy, parse_policy
 from privacy_proxy.runtime import Runtime, derive_secret
 from privacy_proxy.scan import scan_batch
-from privacy_proxy.scan_batch import Batch, CheckpointedOutput, InputReader, StreamSink, run_local
+from privacy_proxy.scan_batch import (
+    Batch,
+    CheckpointedOutput,
+    InputReader,
+    StreamSink,
+    run_local,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NETGUARD_DIR = ROOT / "tests" / "netguard"
@@ -229,17 +235,11 @@ def ray_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     log = tmp_path_factory.mktemp("ray") / "netguard.log"
     env = {"PYTHONPATH": str(NETGUARD_DIR), "PRIVACY_PROXY_NETGUARD": "1", "PRIVACY_PROXY_NETGUARD_LOG": str(log)}
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
         with ray_session(None, 2):
             yield log
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     assert not log.exists(), log.read_text()
 
 

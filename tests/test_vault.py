@@ -12,19 +12,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import TEST_POLICY
-from vault_checks import hammer
+from vault_checks import VALUES, check_put_get_delete_overwrite, hammer, ring
+
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.vault import MemoryVault, Vault, VaultError, open_vault
-from privacy_proxy.vault_sqlite import SQLiteVault, VaultKeyring, add_key_to_file, key_id, load_keyring
+from privacy_proxy.vault_sqlite import (
+    SQLiteVault,
+    add_key_to_file,
+    key_id,
+    load_keyring,
+)
 
 KEY_A, KEY_B, KEY_C = "a1" * 32, "b2" * 32, "c3" * 32
-VALUES = ["jane.doe@example.com", "Zoë Müller-Lüdenscheidt", "212-555-0143", "4111 1111 1111 1111", "東京都港区"]
-
-
-def ring(*hex_keys: str) -> VaultKeyring:
-    return VaultKeyring.parse(",".join(hex_keys), "test")
 
 
 class Clock:
@@ -55,15 +55,7 @@ def make_vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
 def test_put_get_delete_overwrite(make_vault: Callable[..., Vault]) -> None:
     vault = make_vault()
-    record = {"restorable": {"[PERSON_1]": VALUES[1]}, "n": [1, 2.5, None, True]}
-    vault.put("resp", "resp_1", record)
-    assert vault.get("resp", "resp_1") == record
-    assert vault.get("resp", "resp_2") is None and vault.get("other", "resp_1") is None
-    vault.put("resp", "resp_1", {"v": 2})
-    assert vault.get("resp", "resp_1") == {"v": 2}
-    vault.delete("resp", "resp_1")
-    vault.delete("resp", "never-there")
-    assert vault.get("resp", "resp_1") is None
+    check_put_get_delete_overwrite(vault)
 
 
 def test_ttl_and_purge(make_vault: Callable[..., Vault]) -> None:

@@ -17,22 +17,17 @@ import pytest
 import redis
 from conftest import AUDIT_KEY, TEST_POLICY, ProxyProcess, finish_proxy, start_proxy
 from fake_upstream import Behaviour, FakeUpstream
-from vault_checks import hammer
 from redis_server import RedisServer
+from vault_checks import VALUES, check_put_get_delete_overwrite, hammer, ring
 
 from privacy_proxy.errors import ConfigError
 from privacy_proxy.policy.loader import parse_policy
 from privacy_proxy.vault import Vault, VaultError, open_vault
-from privacy_proxy.vault_crypto import VaultKeyring, key_id, load_keyring
+from privacy_proxy.vault_crypto import key_id, load_keyring
 from privacy_proxy.vault_redis import RedisVault, open_redis_vault
 
 KEY_A, KEY_B = "a1" * 32, "b2" * 32
-VALUES = ["jane.doe@example.com", "Zoë Müller-Lüdenscheidt", "212-555-0143", "4111 1111 1111 1111", "東京都港区"]
 PREFIX = "pp-test:"
-
-
-def ring(*hex_keys: str) -> VaultKeyring:
-    return VaultKeyring.parse(",".join(hex_keys), "test")
 
 
 class Clock:
@@ -83,15 +78,7 @@ def names(raw: redis.Redis) -> list[bytes]:
 
 def test_put_get_delete_overwrite(make_vault, raw: redis.Redis) -> None:
     vault: Vault = make_vault()
-    record = {"restorable": {"[PERSON_1]": VALUES[1]}, "n": [1, 2.5, None, True]}
-    vault.put("resp", "resp_1", record)
-    assert vault.get("resp", "resp_1") == record
-    assert vault.get("resp", "resp_2") is None and vault.get("other", "resp_1") is None
-    vault.put("resp", "resp_1", {"v": 2})
-    assert vault.get("resp", "resp_1") == {"v": 2}
-    vault.delete("resp", "resp_1")
-    vault.delete("resp", "never-there")
-    assert vault.get("resp", "resp_1") is None
+    check_put_get_delete_overwrite(vault)
     assert names(raw) == []
 
 
