@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -37,7 +36,7 @@ from privacy_proxy.routes import ROUTES, Route
 from privacy_proxy.runtime import Runtime
 from privacy_proxy.state import ProxyState
 from privacy_proxy.streaming import ClosingStreamingResponse, relay_stream
-from privacy_proxy.upstream import relay_headers, upstream_json
+from privacy_proxy.upstream import read_all, relay_headers, upstream_json
 
 logger = logging.getLogger("privacy_proxy")
 
@@ -245,14 +244,8 @@ def create_app(state: ProxyState) -> FastAPI:
             )
         reading = time.perf_counter()
         try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"the upstream connection broke while sending the answer ({type(exc).__name__})",
-                code="upstream_stream_broken",
-            ) from exc
+            raw = await read_all(response)
         finally:
-            await response.aclose()
             exchange.add_time("upstream", reading, time.perf_counter())  # ... and its body
         if response.status_code >= 400 or answers is None:
             # Errors (401, 429 + retry-after, 5xx) and text-free answers (vectors) are relayed as they are.
@@ -304,10 +297,7 @@ def create_app(state: ProxyState) -> FastAPI:
                 request.method, f"/responses/{response_id}{suffix}", content=None,
                 headers=upstream.request_headers(request.headers, json_body=False), query=request.url.query,
             )
-            try:
-                raw = await response.aread()
-            finally:
-                await response.aclose()
+            raw = await read_all(response)
             exchange.upstream_status = response.status_code
             headers = relay_headers(response.headers)
             headers["x-privacy-proxy-request-id"] = exchange.request_id
@@ -349,10 +339,7 @@ def create_app(state: ProxyState) -> FastAPI:
         response = await upstream.send(
             "GET", path, content=None, headers=upstream.request_headers(request.headers, json_body=False)
         )
-        try:
-            raw = await response.aread()
-        finally:
-            await response.aclose()
+        raw = await read_all(response)
         return Response(raw, status_code=response.status_code, headers=relay_headers(response.headers))
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -381,10 +368,7 @@ def create_app(state: ProxyState) -> FastAPI:
         response = await upstream.send(
             request.method, route.removeprefix("/v1"), content=raw or None, headers=headers, query=request.url.query
         )
-        try:
-            body = await response.aread()
-        finally:
-            await response.aclose()
+        body = await read_all(response)
         exchange.upstream_status = response.status_code
         state.record(exchange)
         return Response(body, status_code=response.status_code, headers=relay_headers(response.headers))

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
@@ -45,7 +44,7 @@ from privacy_proxy.pipeline import Exchange, Prepared, guard, serialize
 from privacy_proxy.slm import SLMError
 from privacy_proxy.state import ProxyState
 from privacy_proxy.streaming import DONE, ClosingStreamingResponse, error_event
-from privacy_proxy.upstream import relay_headers, upstream_json
+from privacy_proxy.upstream import read_all, relay_headers, upstream_json
 from sanitizers import prompts
 from sanitizers.rewrite import aminimal_disclosure
 from sanitizers.types import Action
@@ -189,13 +188,7 @@ class Collaborator:
         with exchange.stage("upstream"):
             response = await upstream.send("POST", route.upstream_path, content=body,
                                            headers=route.upstream_headers(request.headers, upstream))
-            try:
-                raw = await response.aread()
-            except httpx.HTTPError as exc:
-                raise UpstreamError(f"the upstream connection broke while sending the answer ({type(exc).__name__})",
-                                    code="upstream_stream_broken") from exc
-            finally:
-                await response.aclose()
+            raw = await read_all(response)
         exchange.upstream_status = response.status_code
         if response.status_code >= 400:
             self.state.record(exchange)

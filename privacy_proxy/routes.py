@@ -54,12 +54,12 @@ class Route:
 
 def _chat_stream(answers: Answers) -> StreamDialect:
     assert isinstance(answers, AnswerRestorer)
-    return ChoicesDialect(ChatStreamRestorer(answers), answers)
+    return ChoicesDialect(ChatStreamRestorer(answers))
 
 
 def _completion_stream(answers: Answers) -> StreamDialect:
     assert isinstance(answers, CompletionAnswers)
-    return ChoicesDialect(CompletionStreamRestorer(answers), answers)
+    return ChoicesDialect(CompletionStreamRestorer(answers))
 
 
 def _responses_answers(request: TextRequest, mapping: dict[str, str], vault: Vault | None) -> Answers:

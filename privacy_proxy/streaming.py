@@ -95,6 +95,7 @@ class StreamDialect(Protocol):
 
 
 class ChoiceRestorer(Protocol):
+    answers: Any  # the request's `Answers`: falsy when there is nothing to restore (events go out verbatim)
     changed: bool
 
     def feed(self, chunk: dict[str, Any]) -> dict[str, Any]: ...
@@ -105,9 +106,9 @@ class ChoiceRestorer(Protocol):
 class ChoicesDialect:
     """`data:` JSON chunks with per-choice deltas, ended by `data: [DONE]` (chat and completions)."""
 
-    def __init__(self, restorer: ChoiceRestorer, answers: Any) -> None:
+    def __init__(self, restorer: ChoiceRestorer) -> None:
         self.restorer = restorer
-        self.answers = answers  # falsy when there is nothing to restore: events go out verbatim
+        self.answers = restorer.answers
         self.finished = False
         self.fault: str | None = None
         self._open: set[int] = set()
@@ -116,8 +117,7 @@ class ChoicesDialect:
     def feed(self, event: ServerSentEvent) -> bytes:
         if event.data == "[DONE]":
             self.finished = True
-            tail = self.restorer.finish()
-            return _dump(tail) if tail is not None else b""
+            return self.end()
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
@@ -292,8 +292,6 @@ class BatchedReads:
         # and an interrupted wait would leave the reader unfinished and the upstream connection open.
         with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader
-
-
 
 
 async def relay_stream(

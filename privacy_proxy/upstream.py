@@ -155,6 +155,20 @@ class Upstream:
         await self.client.aclose()
 
 
+async def read_all(response: httpx.Response) -> bytes:
+    """The whole answer body; the response is closed either way (its connection and in-flight slot go back).
+    A connection that breaks meanwhile is a 502 `upstream_stream_broken`."""
+    try:
+        return await response.aread()
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            f"the upstream connection broke while sending the answer ({type(exc).__name__})",
+            code="upstream_stream_broken",
+        ) from exc
+    finally:
+        await response.aclose()
+
+
 def upstream_json(raw: bytes) -> Any:
     """The upstream's answer body as JSON; anything else is a 502 `upstream_invalid_json`."""
     try:

@@ -30,13 +30,14 @@ def pieces(rng: random.Random, seq: AnyStr, most: int = 7) -> list[AnyStr]:
     return out
 
 
-def _faulty(events: list[bytes], fault: str | None, error_event: bytes) -> list[bytes]:
+def faulty(events: list[bytes], fault: str | None, error_event: bytes) -> list[bytes]:
+    """``events`` as a broken upstream sends them (``Behaviour.stream_fault``)."""
     if fault == "garbage":
         return events[:1] + [b"data: {this is not json\n\n"]
     if fault == "error_event":
         return events[: max(1, len(events) // 3)] + [error_event]
     if fault in ("truncated", "reset"):
-        half = max(1, (len(events) - 2) // 2)
+        half = max(1, (len(events) - 2) // 2)  # well before the finish chunks
         return events[:half] + [events[half][: len(events[half]) // 2]]
     return events
 
@@ -144,7 +145,7 @@ def response_events(response: dict[str, Any], rng: random.Random, fault: str | N
     events.append(event(terminal, response=response))
     error = event("error", code="server_error", message="The server had an error while processing your request.",
                   param=None)
-    return _faulty(events, fault, error)
+    return faulty(events, fault, error)
 
 
 # -- /v1/completions ----------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def completion_events(base: dict[str, Any], choices: list[dict], rng: random.Ran
         events.append(f"data: {dumps({**base, 'choices': [queue.pop(0)]})}\n\n".encode())
     events.append(b"data: [DONE]\n\n")
     error = {"error": {"message": "The server had an error.", "type": "server_error", "param": None, "code": None}}
-    return _faulty(events, fault, f"data: {dumps(error)}\n\n".encode())
+    return faulty(events, fault, f"data: {dumps(error)}\n\n".encode())
 
 
 # -- /v1/embeddings -----------------------------------------------------------------------------
@@ -267,4 +268,4 @@ def message_events(message: dict[str, Any], rng: random.Random, fault: str | Non
                         usage={"output_tokens": message["usage"]["output_tokens"]}))
     events.append(event("message_stop"))
     error = event("error", error={"type": "api_error", "message": "Internal server error"})
-    return _faulty(events, fault, error)
+    return faulty(events, fault, error)

@@ -20,8 +20,9 @@ import random
 import re
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, AnyStr
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import fake_routes
+from fake_routes import dumps, pieces
 from loopback_server import LoopbackServer
 
 MODEL: dict[str, Any] = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
@@ -98,10 +100,6 @@ def _error(status: int, message: str | None = None, headers: dict[str, str] | No
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
 def _text_of(content: Any) -> str:
     """A message's text: the string, or its ``text`` parts concatenated."""
     if isinstance(content, str):
@@ -133,16 +131,6 @@ def _count_tokens(text: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", text))
 
 
-def _pieces(rng: random.Random, seq: AnyStr, most: int = 7) -> list[AnyStr]:
-    """``seq`` cut into consecutive pieces of 1..``most`` items."""
-    out, i = [], 0
-    while i < len(seq):
-        step = rng.randint(1, most)
-        out.append(seq[i : i + step])
-        i += step
-    return out
-
-
 class _EventStream(Response):
     """Sends pre-built SSE events, watching for the client going away meanwhile."""
 
@@ -158,7 +146,7 @@ class _EventStream(Response):
         for n, event in enumerate(self._events):
             if n and self._b.chunk_delay:
                 await asyncio.sleep(self._b.chunk_delay)
-            for w in _pieces(self._rng, event, 5) if self._b.fragment_bytes else [event]:
+            for w in pieces(self._rng, event, 5) if self._b.fragment_bytes else [event]:
                 await send({"type": "http.response.body", "body": w, "more_body": True})
                 # Yield so a lost connection is noticed (uvicorn's send only awaits
                 # when paused) instead of writing on into a dead socket.
@@ -274,6 +262,15 @@ class FakeUpstream:
         with self._lock:
             return self._lock.wait_for(lambda: self._disconnects >= count, timeout)
 
+    def assert_nothing_leaked(self, protected: Iterable[str]) -> None:
+        """Fail unless requests arrived and none held a ``protected`` value, raw or JSON-decoded, in any case."""
+        assert self.requests, "the upstream received nothing"
+        for recorded in self.requests:
+            body = recorded.body.decode("utf-8").casefold()
+            decoded = json.dumps(recorded.json, ensure_ascii=False).casefold() if recorded.body else ""
+            for value in protected:
+                assert value.casefold() not in body and value.casefold() not in decoded, "a protected value left"
+
     def _note_disconnect(self) -> None:
         with self._lock:
             self._disconnects += 1
@@ -327,7 +324,7 @@ class FakeUpstream:
         with self._lock:
             call_ids = [f"call_{self._tool_count + i + 1}" for i in range(n if tool else 0)]
             self._tool_count += len(call_ids)
-        text = _dumps({"text": answer}) if tool else answer
+        text = dumps({"text": answer}) if tool else answer
         finish = "tool_calls" if tool else "stop"
         if b.finish_length_at is not None and len(text) > b.finish_length_at:
             text, finish = text[: b.finish_length_at], "length"
@@ -342,7 +339,7 @@ class FakeUpstream:
         )  # fmt: skip
         if not payload.get("stream"):
             if b.stream_fault == "garbage":  # a non-streamed answer cut in the middle of its JSON
-                return Response(_dumps(_completion(plan))[:40], media_type="application/json", headers=b.headers)
+                return Response(dumps(_completion(plan))[:40], media_type="application/json", headers=b.headers)
             return JSONResponse(_completion(plan), headers=b.headers)
         rng = random.Random(f"{self.seed}:{k}")
         include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
@@ -480,10 +477,10 @@ def _stream_events(p: _Plan, rng: random.Random, include_usage: bool, fault: str
         if p.tool:
             fn = {"name": p.tool, "arguments": ""}
             seq.append(({"tool_calls": [{"index": 0, "id": p.call_ids[i], "type": "function", "function": fn}]}, None))
-            for s in _pieces(rng, p.text):
+            for s in pieces(rng, p.text):
                 seq.append(({"tool_calls": [{"index": 0, "function": {"arguments": s}}]}, None))
         else:
-            seq.extend(({"content": s}, None) for s in _pieces(rng, p.text))
+            seq.extend(({"content": s}, None) for s in pieces(rng, p.text))
         seq.append(({}, p.finish))
         per_choice.append(seq)
     chunk_base = {**p.base, "object": "chat.completion.chunk", "system_fingerprint": None}
@@ -494,16 +491,9 @@ def _stream_events(p: _Plan, rng: random.Random, include_usage: bool, fault: str
         i = rng.choice([j for j, seq in enumerate(per_choice) if seq])  # interleave the choices
         delta, reason = per_choice[i].popleft()
         choice = {"index": i, "delta": delta, "logprobs": None, "finish_reason": reason}
-        events.append(f"data: {_dumps({**chunk_base, 'choices': [choice]})}\n\n".encode())
+        events.append(f"data: {dumps({**chunk_base, 'choices': [choice]})}\n\n".encode())
     if include_usage:
-        events.append(f"data: {_dumps({**chunk_base, 'choices': [], 'usage': p.usage})}\n\n".encode())
+        events.append(f"data: {dumps({**chunk_base, 'choices': [], 'usage': p.usage})}\n\n".encode())
     events.append(b"data: [DONE]\n\n")
-    if fault == "garbage":
-        return events[:1] + [b"data: {this is not json\n\n"]
-    if fault == "error_event":
-        err = error_body(500, "The server had an error while processing your request.")
-        return events[: max(1, len(events) // 3)] + [f"data: {_dumps(err)}\n\n".encode()]
-    if fault in ("truncated", "reset"):
-        half = max(1, (len(events) - 2) // 2)  # well before the finish chunks
-        return events[:half] + [events[half][: len(events[half]) // 2]]
-    return events
+    err = error_body(500, "The server had an error while processing your request.")
+    return fake_routes.faulty(events, fault, f"data: {dumps(err)}\n\n".encode())

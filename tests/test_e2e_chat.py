@@ -25,15 +25,6 @@ def client(proxy: ProxyProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.base_url, api_key="client-key", max_retries=0)
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        body = recorded.body.decode("utf-8").casefold()
-        decoded = json.dumps(recorded.json, ensure_ascii=False).casefold() if recorded.body else ""
-        for value in PROTECTED:
-            assert value.casefold() not in body and value.casefold() not in decoded, "a protected value left"
-
-
 def collect_stream(stream, chunks: list | None = None) -> tuple[dict[int, str], dict[int, str | None]]:
     texts: dict[int, str] = {}
     finish: dict[int, str | None] = {}
@@ -53,7 +44,7 @@ def test_non_stream_round_trip_restores_exactly(proxy: ProxyProcess, fake: FakeU
     sent = fake.requests[-1].json["messages"][0]["content"]
     assert "[PERSON_1]" in sent and "[EMAIL_ADDRESS_1]" in sent and "[EMPLOYEE_ID_1]" in sent
     assert sent.count("[PERSON_1]") == 2  # same value, same token
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_stream_two_choices_with_usage(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -69,7 +60,7 @@ def test_stream_two_choices_with_usage(proxy: ProxyProcess, fake: FakeUpstream) 
     assert texts == {0: PROMPT, 1: PROMPT}
     assert finish == {0: "stop", 1: "stop"}
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0  # the usage chunk, relayed
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -88,7 +79,7 @@ async def test_async_client(proxy: ProxyProcess, fake: FakeUpstream, stream: boo
             text = result.choices[0].message.content
     assert text == f"Write to {EMAIL}"
     assert fake.requests[-1].json["messages"][0]["content"] == "You assist [PERSON_1]."
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 TOOLS = [
@@ -119,7 +110,7 @@ def test_tool_call_arguments_restored(proxy: ProxyProcess, fake: FakeUpstream, s
     assert json.loads(arguments) == {"text": prompt}
     sent_tools = fake.requests[-1].json["tools"]
     assert sent_tools[0]["function"]["description"] == "Send a note on behalf of [PERSON_1]."
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_history_with_tool_calls_and_tool_results_is_scanned(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -142,7 +133,7 @@ def test_history_with_tool_calls_and_tool_results_is_scanned(proxy: ProxyProcess
     arguments = json.loads(sent[1]["tool_calls"][0]["function"]["arguments"])
     assert arguments == {"who": "[PERSON_1]", "meta": {"mail": "[EMAIL_ADDRESS_1]"}}
     assert sent[2]["content"].startswith("[PERSON_1]: ")
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_second_turn_restores_a_token_quoted_from_the_first(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -157,7 +148,7 @@ def test_second_turn_restores_a_token_quoted_from_the_first(proxy: ProxyProcess,
     second_sent = fake.requests[-1].json["messages"]
     assert second_sent[0]["content"] == first_sent  # turn 1 keeps its tokens in turn 2
     assert "[PERSON_2]" in second_sent[2]["content"]  # a new person gets the next number
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -21,13 +21,6 @@ def client(proxy: ProxyProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.base_url, api_key="client-key", max_retries=0)
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        text = json.dumps(recorded.json, ensure_ascii=False).casefold() + recorded.body.decode().casefold()
-        assert not [value for value in PROTECTED if value.casefold() in text], "a protected value left"
-
-
 def test_non_stream_prompt_and_suffix(proxy: ProxyProcess, fake: FakeUpstream) -> None:
     raw = client(proxy).completions.with_raw_response.create(
         model="gpt-3.5-turbo-instruct", prompt=PROMPT, suffix=f"Regards, {NAME}"
@@ -37,7 +30,7 @@ def test_non_stream_prompt_and_suffix(proxy: ProxyProcess, fake: FakeUpstream) -
     sent = fake.requests[-1].json
     assert sent["prompt"] == "Write to [PERSON_1] at [EMAIL_ADDRESS_1] about [PERSON_2]."
     assert sent["suffix"] == "Regards, [PERSON_1]"
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
     mine = next(r for r in records if r["request_id"] == raw.headers["x-privacy-proxy-request-id"])
     assert (mine["route"], mine["decision"], mine["entities"]) == (
@@ -51,7 +44,7 @@ def test_prompt_list_with_n_and_echo(proxy: ProxyProcess, fake: FakeUpstream) ->
     # echo: the answer starts with the prompt as sent (tokens), restored to the client's own words.
     assert texts == {0: prompts[0] * 2, 1: prompts[0] * 2, 2: prompts[1] * 2, 3: prompts[1] * 2}
     assert fake.requests[-1].json["prompt"] == ["Dear [PERSON_1],", "Hello [PERSON_2]!"]
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_stream_per_choice(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -63,7 +56,7 @@ def test_stream_per_choice(proxy: ProxyProcess, fake: FakeUpstream) -> None:
             if choice.finish_reason:
                 finish[choice.index] = choice.finish_reason
     assert texts == {0: PROMPT, 1: PROMPT} and finish == {0: "stop", 1: "stop"}
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_stream_cut_by_length_restores_the_cut_token(proxy: ProxyProcess, fake: FakeUpstream) -> None:

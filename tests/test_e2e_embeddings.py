@@ -40,13 +40,6 @@ def proxy(upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactor
     finish_proxy(running)
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        text = recorded.body.decode().casefold()
-        assert not [value for value in PROTECTED if value.casefold() in text], "a protected value left"
-
-
 def byte_encoding() -> tiktoken.Encoding:
     """A stand-in for a real encoding (whose file cannot be fetched here): one token per byte."""
     ranks = {bytes([b]): b for b in range(256)}
@@ -59,7 +52,7 @@ def test_sdk_default_base64_is_relayed_untouched(proxy: ProxyProcess, fake: Fake
     sent = fake.requests[-1].json
     assert sent["input"] == SENT and sent["encoding_format"] == "base64"  # the SDK's default
     assert [d.embedding for d in result.data] == [fake_routes.embedding_vector(text) for text in SENT]
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_float_answer_bytes_are_the_upstream_s(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -107,7 +100,7 @@ def test_langchain_with_text_inputs(proxy: ProxyProcess, fake: FakeUpstream) -> 
     vectors = embeddings.embed_documents(DOCS)
     assert vectors == [fake_routes.embedding_vector(text) for text in SENT]
     assert embeddings.embed_query(f"who is {NAME}?") == fake_routes.embedding_vector("who is [PERSON_1]?")
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_block(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -146,7 +139,7 @@ def test_langchain_token_ids_are_decoded_scanned_and_sent_as_text(
     embeddings = OpenAIEmbeddings(base_url=proxy.base_url, api_key="k", max_retries=0)
     embeddings.embed_documents(DOCS)
     assert upstream_server.requests[-1].json["input"] == SENT
-    assert_nothing_leaked(upstream_server)
+    upstream_server.assert_nothing_leaked(PROTECTED)
 
 
 def test_token_arrays_allow_policy_forwards_ids_unscanned(inprocess_factory, upstream_server: FakeUpstream) -> None:

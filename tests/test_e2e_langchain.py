@@ -18,13 +18,6 @@ PROTECTED = [NAME, EMAIL, "Jane Doe"]
 PROMPT = f"Please write to {NAME} at {EMAIL}."
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        text = recorded.body.decode().casefold()
-        assert not [value for value in PROTECTED if value.casefold() in text], "a protected value left"
-
-
 @tool
 def send_note(text: str) -> str:
     """Send a note."""
@@ -43,7 +36,7 @@ def test_chat_openai_round_trip(proxy: ProxyProcess, fake: FakeUpstream, respons
         text = llm.invoke(messages).text
     assert text == PROMPT
     assert fake.requests[-1].path == ("/v1/responses" if responses_api else "/v1/chat/completions")
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 @pytest.mark.parametrize("responses_api", [False, True], ids=["chat", "responses"])
@@ -60,4 +53,4 @@ def test_chat_openai_tool_call_and_history(proxy: ProxyProcess, fake: FakeUpstre
     assert second.text == f"Done: {NAME} was notified."
     sent = json.dumps(fake.requests[-1].json)
     assert "[EMAIL_ADDRESS_1]" in sent and "[PERSON_1]" in sent
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)

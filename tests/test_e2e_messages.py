@@ -30,13 +30,6 @@ def client(proxy: ProxyProcess) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=proxy.origin, api_key="client-key", max_retries=0)
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        text = recorded.body.decode().casefold() + json.dumps(recorded.json, ensure_ascii=False).casefold()
-        assert not [value for value in PROTECTED if value.casefold() in text], "a protected value left"
-
-
 def test_non_stream_round_trip_with_tool_use(proxy: ProxyProcess, fake: FakeUpstream) -> None:
     message = client(proxy).messages.create(
         model="claude-test", max_tokens=100, system=f"You help {NAME}.", tools=TOOLS,
@@ -49,7 +42,7 @@ def test_non_stream_round_trip_with_tool_use(proxy: ProxyProcess, fake: FakeUpst
     assert sent.json["messages"][0]["content"] == 'Tell "[PERSON_2]" that [PERSON_1] ([EMAIL_ADDRESS_1]) is late.'
     assert sent.json["tools"][0]["description"] == "Send a note for [PERSON_1]."
     assert sent.headers["anthropic-version"] and sent.headers["authorization"] == "Bearer sk-upstream-secret"
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
     record = json.loads(proxy.audit_path.read_text().splitlines()[-1])
     assert (record["route"], record["decision"], record["leak_guard"]) == ("/v1/messages", "forward", "pass")
 
@@ -61,7 +54,7 @@ def test_stream_text_and_tool_input_restored(proxy: ProxyProcess, fake: FakeUpst
         final = stream.get_final_message()
     assert text == final.content[0].text == PROMPT
     assert final.content[1].input == {"text": PROMPT}  # accumulated from the restored input_json_delta
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_history_blocks_are_scanned(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -83,7 +76,7 @@ def test_history_blocks_are_scanned(proxy: ProxyProcess, fake: FakeUpstream) -> 
     assert sent[1]["content"][0] == messages[1]["content"][0]  # signed thinking relayed unchanged
     assert sent[1]["content"][1]["input"] == {"to": "[EMAIL_ADDRESS_1]", "cc": ["[PERSON_1]"]}
     assert sent[2]["content"][0]["content"][0]["text"] == "sent to [EMAIL_ADDRESS_1]"
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 @pytest.mark.parametrize(("body", "param"), [

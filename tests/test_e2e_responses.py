@@ -29,15 +29,6 @@ def client(proxy: ProxyProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.base_url, api_key="client-key", max_retries=0)
 
 
-def assert_nothing_leaked(fake: FakeUpstream) -> None:
-    assert fake.requests, "the upstream received nothing"
-    for recorded in fake.requests:
-        decoded = json.dumps(recorded.json, ensure_ascii=False).casefold()
-        for value in PROTECTED:
-            assert value.casefold() not in recorded.body.decode().casefold(), "a protected value left"
-            assert value.casefold() not in decoded, "a protected value left"
-
-
 def audit_records(proxy: ProxyProcess) -> list[dict]:
     return [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
 
@@ -53,7 +44,7 @@ def test_non_stream_string_input_round_trip(proxy: ProxyProcess, fake: FakeUpstr
     sent = fake.requests[-1].json
     assert sent["input"].count("[PERSON_1]") == 2 and "[EMAIL_ADDRESS_1]" in sent["input"]
     assert sent["instructions"] == "You assist [PERSON_1]."  # one token for one value across fields
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
     record = next(r for r in audit_records(proxy) if r["request_id"] == raw.headers["x-privacy-proxy-request-id"])
     assert record["route"] == "/v1/responses" and record["decision"] == "forward"
     assert record["entities"]["PERSON"] == 4 and record["leak_guard"] == "pass"
@@ -83,7 +74,7 @@ def test_item_list_input_scans_every_text_field(proxy: ProxyProcess, fake: FakeU
     assert sent["input"][5]["summary"][0]["text"] == "[PERSON_1] wants mail"
     assert sent["tools"][0]["description"] == "Send a note on behalf of [PERSON_1]."
     assert sent["tools"][0]["parameters"]["properties"]["text"]["description"] == "text for [PERSON_2]"
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_stream_text_deltas_done_and_completed_agree(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -98,7 +89,7 @@ def test_stream_text_deltas_done_and_completed_agree(proxy: ProxyProcess, fake: 
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # consecutive, nothing skipped
     assert all("[" not in e.delta for e in events if e.type == "response.output_text.delta")
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_stream_helper_accumulates_the_restored_answer(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -119,7 +110,7 @@ def test_stream_function_call_arguments_restored_and_re_escaped(proxy: ProxyProc
     final = next(o for o in events[-1].response.output if o.type == "function_call")
     assert deltas == done.arguments == item.arguments == final.arguments
     assert json.loads(deltas) == {"text": prompt}
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -150,7 +141,7 @@ def test_two_turns_with_previous_response_id(proxy: ProxyProcess, fake: FakeUpst
     fake.push(Behaviour(answer="[PERSON_2] and [PERSON_1]"))
     _, third = ask(input="Names?", previous_response_id=second_id)
     assert third == f"{OTHER} and {NAME}"
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_previous_response_unknown_to_the_proxy_is_refused(proxy: ProxyProcess, fake: FakeUpstream) -> None:
@@ -233,7 +224,7 @@ def test_broken_upstream_stream_ends_in_an_error_event(
     assert lines[-2] == "event: error"  # a typed reader sees an error event too
     last = json.loads(lines[-1].removeprefix("data: "))
     assert (last["type"], last["code"], last["error"]["code"]) == ("error", code, code)
-    assert_nothing_leaked(fake)
+    fake.assert_nothing_leaked(PROTECTED)
 
 
 def test_cut_answer_is_incomplete_and_restored(proxy: ProxyProcess, fake: FakeUpstream) -> None:

@@ -103,7 +103,7 @@ async def test_concurrent_streams_and_plain_requests(load_proxy: ProxyProcess, s
     report, outcomes = await load.measure(load_proxy.base_url, load_proxy.process.pid, jobs, warmup,
                                           concurrency=len(jobs), values=VALUES, settle=1.0)
     assert_invariants(report, outcomes, streaming_fake, load_proxy)
-    # 200 in flight is well within the proxy's upstream pool (512): a failure here, even a clean one, is a bug.
+    # 200 in flight is within the proxy's upstream.max_in_flight (256): a failure here, even a clean one, is a bug.
     assert report["outcomes"]["ok"] == len(jobs), report["failures"]
     assert len(chat_bodies(streaming_fake)) == len(jobs) + WARMUP
     assert all(o.ttfb is not None for o in outcomes if o.stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def test_reload_applies_new_policy_without_dropping_a_stream_in_flight(
 
     worker = threading.Thread(target=stream)
     worker.start()
+    # Swap only once the request is in flight (the upstream has it), so the test cannot race its own client.
+    deadline = time.monotonic() + 30
+    while not fake.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
     state = reloadable.reload(BLOCK_EMAIL)
     assert state["policy"] == "test-v2"
     assert worker.is_alive(), "the stream should still be running while the policy is swapped"

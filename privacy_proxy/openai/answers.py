@@ -44,6 +44,18 @@ class Answers:
             container[key] = restored
             self.changed = True
 
+    def restore_strings(self, container: Any, key: Any) -> None:
+        """Restore every string under `container[key]`, at any depth (metadata, tool inputs)."""
+        value = container.get(key) if isinstance(container, dict) else container[key]
+        if isinstance(value, str):
+            self.restore_field(container, key)
+        elif isinstance(value, dict):
+            for sub_key in value:
+                self.restore_strings(value, sub_key)
+        elif isinstance(value, list):
+            for index in range(len(value)):
+                self.restore_strings(value, index)
+
     def completion(self, payload: Any) -> Any:  # pragma: no cover - every route overrides it
         raise NotImplementedError
 

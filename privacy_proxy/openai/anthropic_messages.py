@@ -114,18 +114,7 @@ class MessagesAnswers(Answers):
         if block.get("type") == "text":
             self.restore_field(block, "text")
         elif block.get("type") == "tool_use":
-            self._values(block, "input")
-
-    def _values(self, container: Any, key: Any) -> None:
-        value = container[key]
-        if isinstance(value, str):
-            self.restore_field(container, key)
-        elif isinstance(value, dict):
-            for sub_key in value:
-                self._values(value, sub_key)
-        elif isinstance(value, list):
-            for index in range(len(value)):
-                self._values(value, index)
+            self.restore_strings(block, "input")
 
 
 Emitted = tuple[dict[str, Any], bool]

@@ -310,7 +310,7 @@ class ResponsesAnswers(Answers):
         if isinstance(response.get("error"), dict):
             self.restore_field(response["error"], "message")
         for key in ("metadata", "user"):
-            self._free(response, key)
+            self.restore_strings(response, key)
         prompt = response.get("prompt")
         if isinstance(prompt, dict) and isinstance(prompt.get("variables"), dict):
             variables = prompt["variables"]
@@ -357,14 +357,3 @@ class ResponsesAnswers(Answers):
         elif isinstance(schema, list):
             for value in schema:
                 self._schema(value)
-
-    def _free(self, container: Any, key: Any) -> None:
-        value = container.get(key) if isinstance(container, dict) else container[key]
-        if isinstance(value, str):
-            self.restore_field(container, key)
-        elif isinstance(value, dict):
-            for sub_key in value:
-                self._free(value, sub_key)
-        elif isinstance(value, list):
-            for index in range(len(value)):
-                self._free(value, index)

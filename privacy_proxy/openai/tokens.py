@@ -115,7 +115,7 @@ def take_token_arrays(request: TextRequest, key: str, mode: str, client_hint: st
             code="token_ids_not_supported",
         )
     texts = []
-    for index, ids in enumerate(arrays):
+    for ids in arrays:
         try:
             if any(token >= decoder.n_vocab for token in ids):
                 raise ValueError("token id out of range")
